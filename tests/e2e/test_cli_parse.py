@@ -93,3 +93,15 @@ def test_empty_continuation_warning_on_stderr(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == '(from "a")\n(run "x   y")\n'
     assert "Empty continuation line found in: RUN x   y" in proc.stderr
+
+
+def test_dump_warns_about_unknown_instruction_on_stderr(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from layerkit.cli import cli
+
+    (tmp_path / "Dockerfile").write_text("FROM alpine\nRUNN echo hi\n")
+    result = CliRunner().invoke(cli, ["parse", "--dump", str(tmp_path)])
+    assert result.exit_code == 0
+    assert result.stdout == '(from "alpine")\n(runn "")\n'
+    assert "Dockerfile:2: unknown instruction: RUNN (did you mean RUN?)" in result.stderr

@@ -13,7 +13,9 @@ import os
 
 import click
 
+from layerkit.dockerfile.ast import ParseResult
 from layerkit.dockerfile.dump import dump, to_json
+from layerkit.dockerfile.keywords import INSTRUCTIONS, did_you_mean
 from layerkit.dockerfile.parser import parse_file
 
 
@@ -71,6 +73,8 @@ def command(
     result = parse_file(resolve_dockerfile(context, file))
     for warning in result.warnings:
         click.echo(f"warning: {result.filename}:{warning.line}: {warning.message}", err=True)
+    if output in ("dump", "json"):
+        _warn_unknown_instructions(result)
     if output == "json":
         click.echo(json.dumps(to_json(result), indent=2, ensure_ascii=False))
     elif output in ("stages", "stages-json"):
@@ -80,6 +84,20 @@ def command(
         click.echo(format_stages(graph) if output == "stages" else format_stages_json(graph))
     else:
         click.echo(dump(result.ast))
+
+
+def _warn_unknown_instructions(result: ParseResult) -> None:
+    """BuildKit's parser keeps unknown instructions (they dump as ``(foo "")``) and
+    only the converter rejects them; say so now rather than at build time."""
+    for node in result.instructions:
+        if node.keyword not in INSTRUCTIONS:
+            suggestion = did_you_mean(node.value)
+            hint = f" (did you mean {suggestion}?)" if suggestion else ""
+            click.echo(
+                f"warning: {result.filename}:{node.start_line}: unknown instruction: "
+                f"{node.value.upper()}{hint}",
+                err=True,
+            )
 
 
 def _build_args(items: tuple[str, ...]) -> dict[str, str]:
