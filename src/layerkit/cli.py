@@ -44,7 +44,11 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="layerkit", standalone_mode=False)
+        # With standalone_mode=False click returns a command's exit code
+        # (ctx.exit(n)) instead of exiting; pass it on.
+        code = cli.main(args=argv, prog_name="layerkit", standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except LayerkitError as err:
         click.echo(err.render(), err=True)
         sys.exit(2)

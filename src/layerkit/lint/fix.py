@@ -115,6 +115,6 @@ def unified_diff(old: str, new: str, name: str) -> str:
     return "".join(
         difflib.unified_diff(
             old.splitlines(keepends=True), new.splitlines(keepends=True),
-            fromfile=f"a/{name}", tofile=f"b/{name}",
+            fromfile=f"a/{name.lstrip('/')}", tofile=f"b/{name.lstrip('/')}",
         )
     )
