@@ -10,7 +10,8 @@ Input fields understood here (all optional):
 
 - ``instruction``: the instruction text after expansion;
 - ``base``: the base image digest (for FROM);
-- ``parent``: the parent step's key, ``parent_label``: how to name it ("step 5");
+- ``parent``: the parent step's key, ``parent_label``: how to name it ("step 5"),
+  ``parent_ran``: whether the parent ran in this build ("parent step 5 ran");
 - ``args``: declared build args in scope, name → value;
 - ``env``, ``user``, ``workdir``, ``shell``, ``network``, ``platform``;
 - ``files``: relative path → checksum of each source a COPY/ADD selected;
@@ -45,9 +46,6 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         reasons.append(_changed("base image", old.get("base"), new.get("base")))
     if old.get("instruction") != new.get("instruction"):
         reasons.append("instruction changed")
-    if old.get("parent") != new.get("parent"):
-        label = new.get("parent_label") or "the parent step"
-        reasons.append(f"{label} changed")
     reasons.extend(_mapping_changes("build-arg", old.get("args"), new.get("args")))
     reasons.extend(_mapping_changes("ENV", old.get("env"), new.get("env")))
     for field in ("user", "workdir", "shell", "network", "platform"):
@@ -58,6 +56,10 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         reasons.append(describe_files(files))
     if old.get("mounts") != new.get("mounts"):
         reasons.append("mounts changed")
+    # The step's own inputs come first; the parent is named last (and only once).
+    if old.get("parent") != new.get("parent"):
+        label = new.get("parent_label") or "the parent step"
+        reasons.append(f"parent {label} ran" if new.get("parent_ran") else f"{label} changed")
     return reasons
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -67,6 +68,8 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by the solver's stage threads, serialised here.
+        self._lock = threading.RLock()
         self._conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
@@ -80,7 +83,10 @@ class KeyStore:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn = sqlite3.connect(
+            self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )
         conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -111,32 +117,35 @@ class KeyStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> StepRecord | None:
+        with self._lock:
+            row = self._conn.execute(sql, params).fetchone()
+        return _record(row) if row else None
 
     def get(self, key: str) -> StepRecord | None:
-        row = self._conn.execute("SELECT * FROM steps WHERE key=?", (key,)).fetchone()
-        return _record(row) if row else None
+        return self._one("SELECT * FROM steps WHERE key=?", (key,))
 
     def get_by_content(self, content_key: str) -> StepRecord | None:
-        row = self._conn.execute(
+        return self._one(
             "SELECT * FROM steps WHERE content_key=? ORDER BY last_used DESC LIMIT 1",
             (content_key,),
-        ).fetchone()
-        return _record(row) if row else None
+        )
 
     def closest(self, step_id: str) -> StepRecord | None:
         """The most recently used record for the same step (same file, stage, position)."""
-        row = self._conn.execute(
+        return self._one(
             "SELECT * FROM steps WHERE step_id=? ORDER BY last_used DESC LIMIT 1",
             (step_id,),
-        ).fetchone()
-        return _record(row) if row else None
+        )
 
     def put(
         self,
@@ -181,7 +190,9 @@ class KeyStore:
             conn.executemany("DELETE FROM steps WHERE key=?", [(k,) for k in keys])
 
     def all(self) -> list[StepRecord]:
-        return [_record(r) for r in self._conn.execute("SELECT * FROM steps")]
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM steps").fetchall()
+        return [_record(r) for r in rows]
 
 
 def _record(row: tuple[Any, ...]) -> StepRecord:
