@@ -181,3 +181,25 @@ def test_a_dockerfile_given_as_context_is_accepted(tmp_path: Path) -> None:
     assert [(f["rule"], f["file"], f["line"]) for f in doc["findings"]] == [
         ("json-args-recommended", "Dockerfile", 2)
     ]
+
+
+def test_buildkit_style_checks_and_their_skip_names(tmp_path: Path) -> None:
+    text = (
+        "FROM alpine:3.20 as Build\n"
+        "MAINTAINER Jane Doe\n"
+        "ENV APP_HOME /srv\n"
+        'CMD ["true"]\n'
+        'CMD ["sh"]\n'
+    )
+    write(tmp_path, {"Dockerfile": text})
+    doc = json.loads(run("--format", "json", str(tmp_path)).stdout)
+    assert {(f["rule"], f["line"]) for f in doc["findings"]} >= {
+        ("from-as-casing", 1), ("stage-name-casing", 1), ("maintainer-deprecated", 2),
+        ("legacy-key-value-format", 3), ("multiple-instructions-disallowed", 4),
+    }
+    skip = "# check=skip=FromAsCasing,StageNameCasing,MaintainerDeprecated,LegacyKeyValueFormat\n"
+    write(tmp_path, {"Dockerfile": skip + text})
+    doc = json.loads(run("--format", "json", str(tmp_path)).stdout)
+    assert [(f["rule"], f["line"]) for f in doc["findings"]] == [
+        ("multiple-instructions-disallowed", 5)
+    ]

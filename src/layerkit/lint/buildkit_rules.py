@@ -216,6 +216,17 @@ def undefined_variable(inp: LintInput) -> Iterator[Finding]:
     model = inp.model
     global_names = set(model.global_defaults())
     escape = model.result.escape_token
+    # names declared in some stage: used in another stage that does not declare them,
+    # they are a scope mistake even when the base image's environment is unknown
+    per_stage: list[set[str]] = []
+    for st in model.stages:
+        names: set[str] = set()
+        for instr in st.instructions:
+            if instr.keyword == "arg":
+                names.update(n for n, _ in arg_pairs(instr))
+            elif instr.keyword == "env":
+                names.update(n for n, _ in env_pairs(instr))
+        per_stage.append(names)
     for stage in model.stages:
         chain = model.chain(stage.index)
         root = model.stages[chain[-1]]
@@ -228,6 +239,8 @@ def undefined_variable(inp: LintInput) -> Iterator[Finding]:
                 elif instr.keyword == "env":
                     defined.update(n for n, _ in env_pairs(instr))
         image = root.base.lower()
+        elsewhere = set().union(*(names for i, names in enumerate(per_stage)
+                                  if i not in chain))
         for instr in stage.instructions:
             reported: set[str] = set()
             for word in _checked_words(instr):
@@ -241,16 +254,22 @@ def undefined_variable(inp: LintInput) -> Iterator[Finding]:
                             continue
                         prefix = name.split("_")[0].lower()
                         redeclare = name in global_names and prefix not in image
-                        if not redeclare and guess is None:
+                        if not redeclare and guess is None and name not in elsewhere:
                             continue
                     reported.add(name)
                     extra = f" (did you mean ${guess}?)" if guess else ""
-                    hint = (
-                        f"declare `ARG {name}` inside this stage: a global ARG is only in scope "
-                        "in FROM lines until it is declared again"
-                        if name in global_names
-                        else f"declare it with ARG or ENV before line {instr.line}"
-                    )
+                    if name in global_names:
+                        hint = (
+                            f"declare `ARG {name}` inside this stage: a global ARG is only in "
+                            "scope in FROM lines until it is declared again"
+                        )
+                    elif name in elsewhere:
+                        hint = (
+                            f"${name} is declared in another stage; ARG and ENV do not cross "
+                            f"stages: declare it in this one before line {instr.line}"
+                        )
+                    else:
+                        hint = f"declare it with ARG or ENV before line {instr.line}"
                     yield finding(
                         inp, "undefined-variable", instr,
                         f"Usage of undefined variable ${name}{extra}", hint,

@@ -28,6 +28,7 @@ from layerkit.lint.registry import LintInput, check, finding
 from layerkit.lint.shellcmd import (
     Install,
     assignments,
+    classify,
     find_installs,
     program,
     removes_path,
@@ -75,14 +76,40 @@ _KNOWN_FILES = {
 }
 # instructions a moved COPY may safely jump over
 _TRANSPARENT = {"env", "arg", "label", "expose", "user", "healthcheck", "stopsignal"}
-# shell commands that may share a RUN with an install we move or split
+# shell commands that may share a RUN with an install we move or split: they do not
+# read the build context (a package manager only counts with one of _PM_BENIGN)
 _HARMLESS = {
     "apt-get", "apt", "apk", "rm", "mkdir", "echo", "true", "ln", "chmod", "chown", "cd",
-    "useradd", "groupadd", "adduser", "addgroup", "export", "set", "corepack", "npm",
-    "yarn", "pnpm", "pip", "pip3", "python", "python3", "update-ca-certificates", "touch",
-    "printf", "apt-mark", "dpkg-reconfigure", "locale-gen", "gem", "bundle", "go",
-    "composer", "mvn", "mvnw", "uv", "poetry", "pipenv",
+    "useradd", "groupadd", "adduser", "addgroup", "export", "set", "corepack",
+    "update-ca-certificates", "touch", "printf", "apt-mark", "dpkg-reconfigure", "locale-gen",
+    "yum", "dnf", "microdnf",
 }
+ECOSYSTEM_PROGRAMS = {
+    "npm", "yarn", "pnpm", "pip", "pip3", "python", "python3", "uv", "poetry", "pipenv", "gem",
+    "bundle", "go", "composer", "mvn", "mvnw", "cargo", "gradle", "gradlew",
+}
+# package-manager subcommands that only touch caches, configuration or the tool itself
+_PM_BENIGN = {"cache", "config", "set", "enable", "prepare", "env", "--version", "-v",
+              "version", "clean"}
+
+
+def _movable_script(script: str) -> bool:
+    """True when every command of a RUN can run before the sources are copied: installs
+    that read only manifests, and commands that never read the build context
+    (``npm run build``, ``python manage.py ...``, ``make`` need the sources)."""
+    for words in split_commands(script):
+        found = classify(words)
+        if found is not None:
+            if found.needs_source or (found.manager == "go" and found.kind == "build"):
+                return False
+            continue
+        prog = program(words[0])
+        if prog in _HARMLESS:
+            continue
+        if prog in ECOSYSTEM_PROGRAMS and len(words) > 1 and words[1] in _PM_BENIGN:
+            continue
+        return False
+    return True
 
 
 def is_manifest(path: str) -> bool:
@@ -176,7 +203,10 @@ def copy_before_install(inp: LintInput) -> Iterator[Finding]:
             inherited = [i for idx in model.chain(stage.index)[1:]
                          for i in model.stages[idx].instructions]
             for prev in [*inherited, *instrs[:ci]]:
-                earlier_eco.update(i.ecosystem for i in _run_installs(prev))
+                # a global tool install (`npm i -g pnpm`) does not install the project's
+                # dependencies: only manifest installs and builds make a later one expected
+                earlier_eco.update(i.ecosystem for i in _run_installs(prev)
+                                   if i.kind != "global")
                 if prev.keyword in ("copy", "add") and prev.from_context():
                     manifest_eco.update(_manifest_ecosystems(prev))
             whole = any(posixpath.normpath(s) in (".", "*") for s in broad)
@@ -251,6 +281,8 @@ def _fix_copy_before_install(
         return None
     if any(i.keyword not in _TRANSPARENT for i in instrs[ci + 1 : ri]):
         return None
+    if not _movable_script(run.script()):
+        return None
     nl = eol(model)
     if system:
         # the install does not need the sources: move the RUN above the COPY
@@ -264,9 +296,6 @@ def _fix_copy_before_install(
         )
     if inp.context is None:
         return None
-    for words in split_commands(run.script()):
-        if program(words[0]) not in _HARMLESS:
-            return None
     if any(i.needs_source for i in installs if i.kind != "system"):
         return None
     if any(i.manager in ("cargo", "composer", "gradle", "pnpm") for i in installs):
@@ -308,7 +337,9 @@ def _fix_copy_before_install(
     target = dest if dest in (".", "./") or dest.endswith("/") else dest + "/"
     if plain:
         srcs = [w if src == "." else f"{src}/{w}" for w in plain]
-        lines.append(" ".join([keyword, *flags, *srcs, target]) + nl)
+        # "./" rather than ".": the classic builder wants a slash after several sources
+        to = "./" if target == "." and len(srcs) > 1 else target
+        lines.append(" ".join([keyword, *flags, *srcs, to]) + nl)
     for w in nested:
         srcw = w if src == "." else f"{src}/{w}"
         sub = posixpath.dirname(w)
@@ -629,6 +660,8 @@ def missing_cache_mount(inp: LintInput) -> Iterator[Finding]:
             for inst in installs:
                 if inst.bootstrap_only or _opted_out(inst, script, env):
                     continue
+                if inst.manager == "poetry" and "--only-root" in inst.words:
+                    continue  # installs the project itself: nothing is downloaded
                 if cache_targets and _covered(inst.manager, cache_targets):
                     continue
                 if inst.manager not in [m.manager for m in missing]:
@@ -695,7 +728,9 @@ def apt_lists_left(inp: LintInput) -> Iterator[Finding]:
             script = run.script()
             installs = [i for i in find_installs(script) if i.manager == "apt"]
             updates = runs(script, "apt-get", "update") or runs(script, "apt", "update")
-            if not installs and not updates:
+            # only `apt-get update` writes the lists: an install-only RUN uses the lists
+            # an earlier layer left (reported there)
+            if not updates:
                 continue
             if removes_path(script, "/var/lib/apt/lists"):
                 continue

@@ -131,7 +131,7 @@ class ContextView:
             keep: list[str] = []
             for name in sorted(dirnames):
                 rel = f"{rel_dir}/{name}" if rel_dir else name
-                if self.ignored(rel) and not self._may_reinclude(rel):
+                if self.ignored(rel) and not self.may_reinclude(rel):
                     continue
                 if not self.ignored(rel):
                     out.append((rel, True))
@@ -146,7 +146,7 @@ class ContextView:
                 break
         return out
 
-    def _may_reinclude(self, rel: str) -> bool:
+    def may_reinclude(self, rel: str) -> bool:
         return any(p.startswith("!") and p[1:].lstrip("/").startswith(rel + "/")
                    for p in self.patterns)
 

@@ -215,12 +215,24 @@ _NOT_SECRET_LAST = {"FILE", "PATH", "DIR", "URL", "URI", "ENDPOINT", "HOST", "PO
                     "TIMEOUT", "FORMAT", "METHOD", "FILES", "SIZE", "POLICY", "ALGORITHM"}
 
 
+# a last word KEY after one of these names a public or non-secret key
+_PUBLIC_KEYS = {"GPG", "PGP", "GNUPG", "PUB", "SORT", "CACHE", "PRIMARY", "PARTITION",
+                "FOREIGN", "HOST", "REPO", "APT", "YUM", "RPM", "SIGNATURE", "GROUP", "ROUTING",
+                "SHARD", "LOOKUP", "HASH", "DEDUP", "IDEMPOTENCY", "KEYBOARD"}
+
+
 def is_secret_name(name: str) -> bool:
     """Does an ARG/ENV name look like it carries a secret? (see secret-in-build-arg.md)"""
     words = [w for w in re.split(r"[_\-.]", name.upper()) if w]
     if not words or "PUBLIC" in words or words[-1] in _NOT_SECRET_LAST:
         return False
     if any(w in _SECRET_WORDS for w in words):
+        return True
+    # BuildKit's words AUTH and KEY: as the last word (NPM_AUTH, JWT_KEY), or KEY after a
+    # qualifier anywhere (AWS_ACCESS_KEY_ID); AUTH_DOMAIN or CACHE_KEY are not secrets
+    if words[-1] == "AUTH":
+        return True
+    if words[-1] == "KEY" and (len(words) == 1 or words[-2] not in _PUBLIC_KEYS):
         return True
     return any(w == "KEY" and i > 0 and words[i - 1] in _KEY_QUALIFIERS
                for i, w in enumerate(words))

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from layerkit.dockerfile.ast import ParseResult
-from layerkit.lint import buildkit_rules, cache_rules, context_rules, image_rules
+from layerkit.lint import (
+    buildkit_rules,
+    cache_rules,
+    context_rules,
+    image_rules,
+    style_rules,
+)
 from layerkit.lint.catalog import resolve_rule_name
 from layerkit.lint.contextscan import ContextView
 from layerkit.lint.findings import Finding
@@ -15,7 +21,7 @@ from layerkit.lint.model import build_model
 from layerkit.lint.registry import CHECKS, LintInput
 
 # imported for their @check registrations
-_RULE_MODULES = (buildkit_rules, cache_rules, context_rules, image_rules)
+_RULE_MODULES = (buildkit_rules, cache_rules, context_rules, image_rules, style_rules)
 
 
 @dataclass(frozen=True)

@@ -287,8 +287,11 @@ def classify(words: list[str]) -> Install | None:
         return Install("bundle", "deps", words)
     if prog == "go":
         ops = [a for a in args if not a.startswith("-")]
-        if ops[:2] == ["mod", "download"] or ops[:1] == ["get"]:
+        if ops[:2] == ["mod", "download"]:
             return Install("go", "deps", words)
+        if ops[:1] == ["get"]:
+            # `go get -d` without packages resolves the imports of the sources
+            return Install("go", "deps", words, packages=ops[1:], needs_source=not ops[1:])
         if ops[:1] in (["build"], ["install"]):
             return Install("go", "build", words, needs_source=True)
         return None
