@@ -21,3 +21,7 @@ def conformance_dir() -> Path:
             "../shared/conformance in place (set LAYERKIT_SHARED to point elsewhere)"
         )
     return CONFORMANCE
+
+# Registries and busybox base images for integration tests (tests/support/fixtures.py).
+# "support" rather than "tests.support": pytest puts tests/ (this file's folder) on sys.path.
+pytest_plugins = ["support.fixtures"]
