@@ -430,3 +430,19 @@ def test_location_carries_original_text() -> None:
     loc = instr.location
     assert (loc.line, loc.end_line) == (2, 3)
     assert "apt-get install" in loc.text
+
+
+def test_add_checksum_requires_a_remote_source() -> None:
+    from layerkit.dockerfile.instructions import AddInstruction, parse_dockerfile
+    from layerkit.dockerfile.parser import parse
+    from layerkit.errors import DockerfileError
+
+    ok = parse_dockerfile(parse(
+        "FROM scratch\nADD --checksum=sha256:" + "a" * 64 + " https://example.com/x.tgz /x\n"
+    ))
+    add = ok.stages[0].instructions[0]
+    assert isinstance(add, AddInstruction) and add.checksum is not None
+    with pytest.raises(DockerfileError, match="checksum requires HTTP"):
+        parse_dockerfile(
+            parse("FROM scratch\nADD --checksum=sha256:" + "a" * 64 + " local.tgz /x\n")
+        )

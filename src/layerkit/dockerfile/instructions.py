@@ -653,6 +653,13 @@ def _parse_copy(req: _Request) -> CopyInstruction:
     )
 
 
+def _is_remote_source(src: str) -> bool:
+    """An ADD source BuildKit fetches (and may pin with --checksum): a URL or a Git ref."""
+    if src.startswith(("http://", "https://", "git://", "git@", "ssh://")):
+        return True
+    return src.endswith(".git") or ".git#" in src
+
+
 def _parse_add(req: _Request) -> AddInstruction:
     if len(req.args) < 2:
         _sources_and_dest(req)
@@ -661,11 +668,19 @@ def _parse_add(req: _Request) -> AddInstruction:
     srcs, contents, dest = _sources_and_dest(req)
     chmod = flags.string("chmod") or None
     _check_chmod(req, chmod)
+    checksum = flags.string("checksum") or None
+    if checksum is not None:
+        local = [s for s in srcs if not _is_remote_source(s)]
+        if local or contents:
+            raise req.error(
+                f"checksum requires HTTP(S) or Git sources, not {(local or ['<<heredoc'])[0]!r}",
+                "drop --checksum for local files: their content is already in the cache key",
+            )
     return AddInstruction(
         **req.base(),
         sources=srcs, contents=contents, dest=dest,
         chown=flags.string("chown") or None, chmod=chmod, link=flags.boolean("link"),
-        keep_git_dir=flags.boolean("keep-git-dir"), checksum=flags.string("checksum") or None,
+        keep_git_dir=flags.boolean("keep-git-dir"), checksum=checksum,
         excludes=flags.strings("exclude"),
         unpack=flags.boolean("unpack") if flags.is_used("unpack") else None,
     )
