@@ -5,11 +5,13 @@
 #   skopeo umoci            independent validators of the images layerkit writes
 #   docker-registry         a real OCI registry for the registry tests
 #   busybox-static          a tiny base image built inside the tests (no internet needed)
+#   docker.io podman        real engines that must load and run the images we export
+#                           (the tests start a private dockerd when none is running)
 # Without root or apt-get it only reports what is missing: the tests that need a
 # missing tool skip and say which tool.
 set -euo pipefail
 
-PACKAGES=(python3-venv runc skopeo umoci docker-registry busybox-static)
+PACKAGES=(python3-venv runc skopeo umoci docker-registry busybox-static docker.io podman apache2-utils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

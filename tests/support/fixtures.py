@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .docker import DockerDaemon, start_docker
 from .images import (
     OciImage,
     build_busybox_image,
@@ -124,3 +125,17 @@ def pushed_busybox_index(
 ) -> str:
     """``127.0.0.1:PORT/busybox-multi:1.35``: an index with amd64 and arm64 entries."""
     return _push(busybox_index_image, session_registry, "busybox-multi")
+
+
+@pytest.fixture(scope="session")
+def docker_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """A real Docker engine: the host's, or a private dockerd started for the session."""
+    try:
+        daemon = start_docker(tmp_path_factory.mktemp("dockerd"))
+    except ToolMissing as err:
+        _skip(err)
+        raise
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -135,7 +135,7 @@ def _error_codes(response: httpx.Response) -> str:
         response.read()
         errors = response.json().get("errors") or []
         return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if e)
-    except (ValueError, AttributeError, httpx.HTTPError):
+    except (ValueError, AttributeError, httpx.HTTPError, httpx.StreamError):
         return ""
 
 
