@@ -26,12 +26,13 @@ from layerkit.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from layerkit.api import check, parse, stages
+    from layerkit.api import BuildOptions, build, check, parse, plan, stages
 
-_API = frozenset({"check", "parse", "stages"})
+_API = frozenset({"BuildOptions", "build", "check", "parse", "plan", "stages"})
 
 __all__ = [
     "BuildError",
+    "BuildOptions",
     "ContextError",
     "DockerfileError",
     "FrontendError",
@@ -39,8 +40,10 @@ __all__ = [
     "LintError",
     "Location",
     "__version__",
+    "build",
     "check",
     "parse",
+    "plan",
     "stages",
 ]
 

@@ -11,8 +11,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python-service"
 
 def test_public_names_are_pinned() -> None:
     assert sorted(layerkit.__all__) == [
-        "BuildError", "ContextError", "DockerfileError", "FrontendError", "LayerkitError",
-        "LintError", "Location", "__version__", "check", "parse", "stages",
+        "BuildError", "BuildOptions", "ContextError", "DockerfileError", "FrontendError",
+        "LayerkitError", "LintError", "Location", "__version__", "build", "check", "parse",
+        "plan", "stages",
     ]
 
 

@@ -670,7 +670,8 @@ def _parse_add(req: _Request) -> AddInstruction:
     _check_chmod(req, chmod)
     checksum = flags.string("checksum") or None
     if checksum is not None:
-        local = [s for s in srcs if not _is_remote_source(s)]
+        # A source still holding a variable is checked again once it is expanded.
+        local = [s for s in srcs if "$" not in s and not _is_remote_source(s)]
         if local or contents:
             raise req.error(
                 f"checksum requires HTTP(S) or Git sources, not {(local or ['<<heredoc'])[0]!r}",

@@ -200,7 +200,9 @@ class _Lowerer:
         if m.type in ("bind", "cache") and (m.type == "bind" or m.from_):
             inputs.append(self.source_input(m.from_, allow_index=False))
             index = len(inputs) - 1
-        target = m.resolve_target(workdir)
+        # A secret exposed only as an env var has no mount point (BuildKit convert_secrets).
+        env_only = m.type == "secret" and bool(m.env) and not m.target
+        target = "" if env_only else m.resolve_target(workdir)
         source = posixpath.normpath(posixpath.join("/", m.source)) if m.source else ""
         return ExecMount(
             type=m.type,  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ from layerkit.cache.keys import (
     image_key,
 )
 from layerkit.cache.keystore import KeyStore, StepRecord
-from layerkit.errors import BuildError, Location
+from layerkit.errors import BuildError, LayerkitError, Location
 from layerkit.graph.model import (
     ContextInput,
     ImageInput,
@@ -148,7 +148,14 @@ class Engine:
                 outcomes.append(StepOutcome(stage.label, stage.index, v.index, v.text,
                                             "cached", CONFIG_ONLY, 0.0))
             else:
-                parent, outcome = self._step(stage, v, parent, states, config, forced)
+                try:
+                    parent, outcome = self._step(stage, v, parent, states, config, forced)
+                except LayerkitError as exc:
+                    # e.g. a COPY source missing from the context (found while keying):
+                    # say which Dockerfile line asked for it.
+                    if exc.location is None:
+                        exc.location = Location(self.dockerfile, v.line, text=v.text)
+                    raise
                 outcomes.append(outcome)
                 if isinstance(v.op, SourceOp):
                     base = parent.result

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from layerkit.cache.keystore import KeyStore
-from layerkit.frontend import BaseImageConfig, StageGraph
+from layerkit.errors import LayerkitError, Location
+from layerkit.frontend import BaseImageConfig, Stage, StageGraph
 from layerkit.graph.lower import lower_stage
 from layerkit.graph.model import BuildDef, ImageInput
 from layerkit.graph.ops import SourceOp
@@ -56,7 +57,14 @@ def lower_build(graph: StageGraph, worker: Worker, *, dockerfile: str) -> Lowere
             refs.insert(0, stage.base)
         for ref in refs:
             if ref not in bases:
-                bases[ref] = worker.resolve_base(ref, platform)
+                try:
+                    bases[ref] = worker.resolve_base(ref, platform)
+                except LayerkitError as exc:
+                    if exc.location is None:  # name the FROM (or --from) line that wants it
+                        line = next((d.line for d in stage.dependencies if d.image == ref),
+                                    stage.location.line)
+                        exc.location = Location(dockerfile, line, text=_line_text(stage, line))
+                    raise
     configs = {
         ref: BaseImageConfig(b.config.env, b.config.working_dir, b.config.user, b.config.shell)
         for ref, b in bases.items()
@@ -67,6 +75,13 @@ def lower_build(graph: StageGraph, worker: Worker, *, dockerfile: str) -> Lowere
         steps = graph.steps(stage, base_configs=configs)
         stages[stage.index] = lower_stage(graph, stage, steps, base_digests=digests)
     return LoweredBuild(BuildDef(dockerfile, stages, graph.target.index), bases)
+
+
+def _line_text(stage: Stage, line: int) -> str:
+    for instr in (stage.from_instruction, *stage.instructions):
+        if instr.location.line == line:
+            return instr.location.text or ""
+    return ""
 
 
 def _numbering(build: BuildDef) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], str]]:

@@ -1,0 +1,45 @@
+"""A committed snapshot → its layer tar, published in the content store under its diff_id.
+
+Runs right after ``Snapshotter.commit`` and before the result is returned to
+the solver (which then records the key): the blob is created once, here, so
+exports and no-op rebuilds never re-tar a snapshot.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import time
+import uuid
+from pathlib import Path
+
+from layerkit.worker.store import Store
+
+__all__ = ["publish_diff"]
+
+
+def publish_diff(store: Store, sid: str, epoch: int | None) -> dict[str, str]:
+    """Diff committed snapshot ``sid`` into a blob; the meta to keep with its result."""
+    tmp = store.root / "blobs" / "tmp" / f"diff-{uuid.uuid4().hex}.tar"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch)
+        empty = _empty_tar(diff.path)
+        content = store.content
+        if content.has(diff.diff_id):
+            diff.path.unlink()
+        else:
+            content.ingest_file(diff.path, move=True, expected_digest=diff.diff_id)
+    finally:
+        tmp.unlink(missing_ok=True)
+    # "created" feeds the image history: a cached rebuild reuses it, so the same
+    # inputs give the same image id (BuildKit's testReproducibleIDs).
+    created = int(time.time()) if epoch is None else epoch
+    meta = {"diff_id": diff.diff_id, "size": str(diff.size), "created": str(created)}
+    if empty:
+        meta["empty"] = "1"
+    return meta
+
+
+def _empty_tar(path: Path) -> bool:
+    with tarfile.open(path) as tar:
+        return tar.next() is None

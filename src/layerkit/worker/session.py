@@ -1,0 +1,217 @@
+"""One build (or plan) session: BuildOptions → parsed Dockerfile, stage graph, worker,
+solve, image commit, outputs and the ``--metadata-file``.
+
+This is where the modules meet; each of them stays ignorant of the others.
+Everything heavy (snapshots, runc, exporters) is imported only when a step or
+an output needs it, so a no-op rebuild costs the parse, one stat per context
+file (through the context stat cache) and a few SQLite reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from layerkit.errors import BuildError, ContextError
+from layerkit.worker.options import BuildOptions
+
+if TYPE_CHECKING:
+    from layerkit.frontend import StageGraph
+    from layerkit.solver import Plan, SolveResult
+    from layerkit.worker.commit import CommittedImage
+    from layerkit.worker.local import LocalWorker
+    from layerkit.worker.outputs import ExportResult
+    from layerkit.worker.store import Store
+
+__all__ = ["BuildResult", "run_build", "run_plan"]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A finished build: the image, where it went, and what each step did."""
+
+    image_id: str  # the config digest
+    manifest_digest: str  # containerimage.digest (the exported manifest if any)
+    names: tuple[str, ...]
+    solve: SolveResult
+    exports: tuple[ExportResult, ...]
+    metadata: Mapping[str, Any]
+
+
+_NAME_RE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+def normalize_tag(tag: str) -> str:
+    """``-t app`` → ``app:latest`` (the name the store records), validated like docker."""
+    text = tag.strip()
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/"):
+        if text.startswith(prefix):  # stored as docker shows it (store/catalog.py agrees)
+            text = text[len(prefix):]
+            break
+    name, value = text, "latest"
+    slash, colon = text.rfind("/"), text.rfind(":")
+    if colon > slash:
+        name, value = text[:colon], text[colon + 1:]
+    if "@" in tag or not _NAME_RE.match(name) or not _TAG_RE.match(value):
+        raise BuildError(f"-t {tag!r}: invalid image name",
+                         hint="use lower-case name[:tag], e.g. myapp:1.0 or "
+                              "registry.example.com/team/app:v2",
+                         reference="bad-flag")
+    return f"{name}:{value}"
+
+
+def _source_date_epoch() -> int | None:
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise BuildError(f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds",
+                         hint="set it to a Unix timestamp, e.g. $(git log -1 --format=%ct)",
+                         reference="bad-flag")
+    return int(raw)
+
+
+@dataclass
+class _Session:
+    options: BuildOptions
+    context: Path
+    dockerfile: Path
+    graph: StageGraph
+    store: Store
+    worker: LocalWorker
+    platform: str
+
+    def close(self) -> None:
+        self.worker.close()
+        self.store.close()
+
+
+def _build_args(raw: Mapping[str, str | None]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if value is None:
+            if key in os.environ:
+                out[key] = os.environ[key]
+        else:
+            out[key] = value
+    return out
+
+
+def _open(options: BuildOptions) -> _Session:
+    from layerkit.dockerfile.parser import parse_file
+    from layerkit.frontend import build_stage_graph
+    from layerkit.frontend.platform import host_platform, parse_platform
+    from layerkit.worker.local import LocalWorker
+    from layerkit.worker.specs import parse_build_contexts, parse_secrets, parse_ssh
+    from layerkit.worker.store import Store, default_root
+
+    context = Path(options.context)
+    if not context.is_dir():
+        raise ContextError(f"build context {options.context!r} is not a directory",
+                           hint="pass the directory holding your sources, e.g. `layerkit build .`")
+    dockerfile = Path(options.file) if options.file else context / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ContextError(f"Dockerfile not found: {dockerfile}",
+                           hint="pass -f PATH/TO/Dockerfile, or add a Dockerfile to the context")
+    host = host_platform()
+    platform = host
+    if options.platform:
+        platform = parse_platform(options.platform, host=host)
+        if (platform.os, platform.architecture) != (host.os, host.architecture):
+            raise BuildError(
+                f"--platform {options.platform}: only the host platform ({host}) can be built",
+                hint="drop --platform (cross-platform builds are not supported yet)",
+                reference="bad-flag")
+    if options.network not in ("default", "host", "none"):
+        raise BuildError(f"--network {options.network!r}: unknown mode",
+                         hint="use --network=default, --network=host or --network=none",
+                         reference="bad-flag")
+    if options.jobs < 1:
+        raise BuildError(f"--jobs {options.jobs}: must be at least 1", reference="bad-flag")
+    parsed = parse_file(dockerfile)
+    graph = build_stage_graph(parsed, target=options.target,
+                              build_args=_build_args(options.build_args), platform=platform)
+    store = Store(Path(options.root) if options.root else default_root())
+    worker = LocalWorker(
+        store, context, dockerfile, platform=str(platform),
+        contexts=parse_build_contexts(options.build_contexts),
+        secrets=parse_secrets(options.secrets), ssh=parse_ssh(options.ssh),
+        network=options.network,
+        epoch=_source_date_epoch(),
+    )
+    return _Session(options, context, dockerfile, graph, store, worker, str(platform))
+
+
+def _solve_options(s: _Session) -> Any:
+    from layerkit.solver import SolveOptions
+
+    return SolveOptions(dockerfile=str(s.dockerfile.absolute()), no_cache=s.options.no_cache,
+                        no_cache_filter=tuple(s.options.no_cache_filter), jobs=s.options.jobs)
+
+
+def run_plan(options: BuildOptions) -> Plan:
+    """Predict what a build with ``options`` would reuse and run; nothing runs."""
+    from layerkit.solver import plan
+
+    s = _open(options)
+    try:
+        return plan(s.graph, s.worker, s.store.keys, options=_solve_options(s))
+    finally:
+        s.close()
+
+
+def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildResult:
+    """Build, commit, tag and export; write ``--metadata-file``. Progress goes to ``stream``."""
+    from layerkit.progress import make_renderer
+    from layerkit.solver import solve
+    from layerkit.worker.outputs import export_outputs
+    from layerkit.worker.specs import parse_outputs
+
+    specs = parse_outputs(options.outputs)  # bad -o fails before anything runs
+    tags = tuple(dict.fromkeys(normalize_tag(t) for t in options.tags))
+    s = _open(options)
+    renderer = make_renderer(options.progress, stream or sys.stderr)
+    try:
+        with s.store.content.lease():  # no prune between "blob written" and "key recorded"
+            try:
+                result = solve(s.graph, s.worker, s.store.keys, options=_solve_options(s),
+                               sink=renderer)
+            finally:
+                renderer.close()
+            image = _commit(s, result, tags)
+        exports = export_outputs(s.store, image, specs, tags=tags, jobs=options.jobs)
+    finally:
+        s.close()
+    manifest = next((e.manifest_digest for e in exports
+                     if e.manifest_digest and e.spec.type != "image"), image.manifest_digest)
+    metadata: dict[str, Any] = {
+        "containerimage.config.digest": image.config_digest,
+        "containerimage.digest": manifest,
+    }
+    if tags:
+        metadata["image.name"] = ",".join(tags)
+    metadata["steps"] = [
+        {"stage": o.stage, "index": o.index, "instruction": o.text, "status": o.status,
+         "reason": o.reason, "duration_s": round(o.duration_s, 3), "number": o.number,
+         "source": o.source}
+        for o in result.steps
+    ]
+    if options.metadata_file:
+        Path(options.metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
+    return BuildResult(image.config_digest, manifest, tags, result, tuple(exports), metadata)
+
+
+def _commit(s: _Session, result: SolveResult, tags: tuple[str, ...]) -> CommittedImage:
+    from layerkit.worker.commit import commit_image
+
+    return commit_image(s.store, result.final, platform=s.platform, epoch=s.worker.epoch,
+                        tags=tags)
