@@ -20,6 +20,20 @@ from layerkit.errors import LayerkitError
 _COMMANDS: dict[str, str] = {
     "parse": "layerkit.commands.parse",
     "check": "layerkit.commands.check",
+    "build": "layerkit.commands.build",
+    "plan": "layerkit.commands.plan",
+    "load": "layerkit.commands.load",
+    "images": "layerkit.commands.images",
+    "history": "layerkit.commands.history",
+    "inspect": "layerkit.commands.inspect",
+    "tag": "layerkit.commands.tag",
+    "rmi": "layerkit.commands.rmi",
+    "du": "layerkit.commands.du",
+    "prune": "layerkit.commands.prune",
+    "push": "layerkit.commands.push",
+    "login": "layerkit.commands.login",
+    "logout": "layerkit.commands.logout",
+    "fsck": "layerkit.commands.fsck",
 }
 
 
