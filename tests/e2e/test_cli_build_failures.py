@@ -67,7 +67,7 @@ def test_diagnostics_name_the_line_and_the_fix(
 
 @pytest.mark.parametrize(("flags", "expected"), [
     (("--platform", "linux/s390x"), "only the host platform"),
-    (("-o", "type=registry"), "registry is not supported yet"),
+    (("-o", "type=registry"), "needs name="),
     (("-o", "type=oci"), "needs dest="),
     (("--secret", "id=x,src=/no/such/file"), "does not exist"),
     (("-t", "Bad:Name"), "invalid image name"),

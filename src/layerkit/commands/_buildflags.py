@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from layerkit.commands.push import REGISTRY_FLAGS
 from layerkit.errors import BuildError
 from layerkit.worker.options import BuildOptions
 
@@ -39,6 +40,17 @@ _FLAGS: list[Callable[[Any], Any]] = [
                       "else $XDG_DATA_HOME/layerkit)."),
     click.option("--jobs", default=4, show_default=True, type=click.IntRange(min=1),
                  help="How many independent stages may build at once."),
+    click.option("--cache-from", "cache_from", multiple=True,
+                 metavar="type=registry,ref=REF|type=local,src=DIR|IMAGE",
+                 help="Import build cache from a registry, a directory, or an image's inline "
+                      "cache (repeatable)."),
+    click.option("--cache-to", "cache_to", multiple=True,
+                 metavar="type=registry,ref=REF[,mode=max]|type=local,dest=DIR|type=inline",
+                 help="Export the build cache after the build (repeatable)."),
+    click.option("--pull", is_flag=True,
+                 help="Ask the registry for every base image, even one the store has."),
+    click.option("--push", is_flag=True, help="Push every -t name after the build."),
+    *REGISTRY_FLAGS,
 ]
 
 
@@ -67,5 +79,8 @@ def to_options(kw: dict[str, Any], **extra: Any) -> BuildOptions:
         platform=kw["platform"], no_cache=kw["no_cache"],
         no_cache_filter=tuple(kw["no_cache_filter"]), secrets=tuple(kw["secret"]),
         ssh=tuple(kw["ssh"]), network=kw["network"],
-        build_contexts=tuple(kw["build_context"]), root=kw["root"], jobs=kw["jobs"], **extra,
+        build_contexts=tuple(kw["build_context"]), root=kw["root"], jobs=kw["jobs"],
+        cache_from=tuple(kw["cache_from"]), cache_to=tuple(kw["cache_to"]), pull=kw["pull"],
+        push=kw["push"], insecure_registries=tuple(kw["insecure_registry"]),
+        registry_config=kw["registry_config"], **extra,
     )

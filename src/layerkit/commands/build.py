@@ -21,7 +21,8 @@ from layerkit.commands._buildflags import build_flags, to_options
 @click.option("-t", "--tag", "tag", multiple=True, metavar="NAME[:TAG]",
               help="Name the image in the local store (repeatable).")
 @click.option("-o", "--output", "output", multiple=True, metavar="type=TYPE[,dest=PATH]",
-              help="Also export: type=oci|docker|local|tar|image (dest=, compression=, name=).")
+              help="Also export: type=oci|docker|local|tar|image|registry "
+                   "(dest=, compression=, name=, push=true).")
 @click.option("--progress", default="auto", type=click.Choice(["auto", "tty", "plain", "json"]),
               show_default=True, help="Progress output.")
 @click.option("--metadata-file", "metadata_file", default=None,

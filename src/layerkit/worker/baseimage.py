@@ -8,9 +8,12 @@ Where an image can come from, in order:
    local directory (its files become the filesystem; its digest is the content
    checksum of the directory, so edits invalidate what uses it);
 3. the local image store (names as ``layerkit load`` or ``-t`` recorded them,
-   or an image id);
-4. otherwise a :class:`~layerkit.errors.BuildError` saying registries are not
-   supported yet and how to get the image in.
+   or an image id), then registry images an earlier build resolved (their
+   manifest and config are kept, so a known base builds offline);
+4. otherwise the registry (``--pull`` goes there first): the tag is resolved to
+   a manifest for the build platform and its config fetched; the cache key uses
+   the config digest; the layers stay remote (``remote:<chainID>``) until a
+   step or an output needs them, then they are named in the image store.
 
 Layers are unpacked into a chain of snapshots keyed by containerd's chainID
 (``chain(n) = sha256(chain(n-1) + " " + diff_id(n))``), recorded in
@@ -22,17 +25,24 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layerkit.errors import BuildError
 from layerkit.solver.imageconfig import ImageConfig
 from layerkit.solver.worker import BaseState, StepResult
 from layerkit.worker.specs import NamedContext
 from layerkit.worker.store import Store
+
+if TYPE_CHECKING:
+    from layerkit.cache.remote.layers import RemoteLayer
+    from layerkit.worker.remote import RemoteAccess
+
+REMOTE_PREFIX = "remote:"  # layerkit.cache.remote.layers.REMOTE_PREFIX (not imported: cost)
 
 __all__ = ["BaseImages", "ResolvedImage", "chain_ids"]
 
@@ -65,6 +75,7 @@ class ResolvedImage:
     layout: Path | None = None  # oci-layout: where the layer blobs still are
     layer_blobs: tuple[str, ...] = ()  # oci-layout: compressed blob digests
     local_dir: Path | None = None  # named local context
+    remote_layers: tuple[RemoteLayer, ...] = ()  # a registry image: its layers, lazily
 
 
 def candidate_names(ref: str) -> list[str]:
@@ -100,15 +111,24 @@ class BaseImages:
     """Resolves base references and unpacks their layers into snapshots (thread-safe)."""
 
     def __init__(self, store: Store, contexts: Mapping[str, NamedContext],
-                 platform: str) -> None:
+                 platform: str, *, access: RemoteAccess | None = None,
+                 refresh: bool = False) -> None:
         self.store = store
         self.contexts = contexts
         self.platform = platform
+        self.access = access  # None: the local store is the only source
+        self.refresh = refresh  # --pull: ask the registry even if the store has the image
         self.resolved: dict[str, ResolvedImage] = {}
+        self.pulled: dict[str, tuple[str, str]] = {}  # config → (reference, manifest)
+        self._lock = threading.Lock()
 
     # -- resolution (metadata only) --------------------------------------------------
 
     def resolve(self, ref: str, platform: str) -> ResolvedImage:
+        with self._lock:  # stages resolve in parallel: one pull per reference
+            return self._resolve(ref, platform)
+
+    def _resolve(self, ref: str, platform: str) -> ResolvedImage:
         if ref in self.resolved:
             return self.resolved[ref]
         named = self.contexts.get(ref.lower())
@@ -129,15 +149,16 @@ class BaseImages:
         from layerkit.content.errors import ContentError
 
         record = None
-        for name in candidate_names(ref):
+        for name in () if self.refresh else candidate_names(ref):
             try:
                 record = self.store.images.resolve(name)
                 break
             except ContentError as e:
                 if e.reference == "image-ambiguous":
                     raise
-        if record is None:
-            record = self._pull(ref, platform)
+        if record is None or self.refresh:
+            known = None if self.refresh else self._known_pull(ref, platform)
+            return known if known is not None else self._pull(ref, platform)
         raw = self.store.content.read_bytes(record.config_digest)
         doc = json.loads(raw)
         _check_platform(ref, doc, platform)
@@ -145,30 +166,43 @@ class BaseImages:
         return ResolvedImage(ref, record.config_digest, record.config_digest, diff_ids,
                              ImageConfig.from_oci(doc), len(doc.get("history") or ()))
 
-    def _pull(self, ref: str, platform: str) -> Any:
-        """The registry seam: pull ``ref`` into the store (layers kept uncompressed under
-        their diff_ids) and name it there, so later builds resolve it locally.
+    def _pull(self, ref: str, platform: str) -> ResolvedImage:
+        """The registry: resolve ``ref`` to a manifest for ``platform`` and fetch its config
+        (documents only; the layers become a ``remote:`` chain fetched when a step or an
+        output needs them). The manifest digest is recorded in ``worker.db`` so later
+        builds resolve the same image offline, until ``--pull``.
         ``LAYERKIT_NO_PULL=1`` turns it off (the store is then the only source)."""
         import os
 
-        if os.environ.get("LAYERKIT_NO_PULL") or "@" in ref:
+        if os.environ.get("LAYERKIT_NO_PULL") or self.access is None:
             raise _not_local(ref)
-        try:
-            from layerkit.registry.pull import pull_image
-        except ImportError:
-            raise _not_local(ref) from None
+        from layerkit.content.oci import ImageIndex
         from layerkit.errors import LayerkitError
-        from layerkit.worker.session import normalize_tag
+        from layerkit.registry.platforms import select_manifest
+        from layerkit.registry.reference import parse_reference
 
         content = self.store.content
         try:
+            reference = parse_reference(ref)
+            client = self.access.client()
+            fetched = client.get_manifest(reference)
+            for _ in range(3):  # an index may point at another index, but not forever
+                if fetched.media_type not in _OCI_INDEX_TYPES:
+                    break
+                chosen = select_manifest(ImageIndex.from_json(fetched.data),
+                                         platform or None, what=str(reference))
+                fetched = client.get_manifest(reference.with_digest(chosen.digest))
+            manifest = json.loads(fetched.data)
+            config_desc = manifest["config"]
             with content.lease():
-                pulled = pull_image(ref, content, platform=platform or None)
-                for desc, diff_id in zip(pulled.layers, pulled.diff_ids, strict=True):
-                    if not content.has(diff_id):
-                        _decompress_into(content, desc.digest, diff_id)
-                name = normalize_tag(ref)
-                return self.store.images.tag(name, pulled.config_digest, pulled.digest)
+                if not content.has(fetched.digest):
+                    content.write_bytes(fetched.data, expected_digest=fetched.digest)
+                if not content.has(config_desc["digest"]):
+                    client.fetch_blob(reference, config_desc["digest"],
+                                      int(config_desc.get("size") or 0) or None, content)
+            self.store.record_pulled(str(reference), platform, fetched.digest,
+                                     config_desc["digest"])
+            return self._lazy(ref, reference, fetched.digest, platform)
         except LayerkitError as e:
             raise BuildError(
                 f"base image {ref!r} is not in the local image store and pulling it failed: "
@@ -178,6 +212,80 @@ class BaseImages:
                       "`layerkit load -i image.tar`, or --build-context NAME=oci-layout://DIR"),
                 reference="image-not-found",
             ) from e
+        except (KeyError, TypeError, ValueError) as e:
+            raise BuildError(f"base image {ref!r}: the registry sent a malformed manifest "
+                             f"({type(e).__name__}: {e})",
+                             hint="push the image again with a standard tool",
+                             reference="image-corrupt") from e
+
+    def _known_pull(self, ref: str, platform: str) -> ResolvedImage | None:
+        """A registry image an earlier build resolved (no network: its documents are here)."""
+        if self.access is None:
+            return None
+        from layerkit.errors import LayerkitError
+        from layerkit.registry.reference import parse_reference
+
+        try:
+            reference = parse_reference(ref)
+        except LayerkitError:
+            return None
+        row = self.store.pulled(str(reference), platform)
+        if row is None or not all(self.store.content.has(d) for d in row):
+            return None
+        return self._lazy(ref, reference, row[0], platform)
+
+    def _lazy(self, ref: str, reference: Any, manifest_digest: str,
+              platform: str) -> ResolvedImage:
+        """A registry image whose documents are in the store: its layers as a remote chain
+        (registered with the build's RemoteResults; nothing is downloaded here)."""
+        from layerkit.cache.remote.layers import RemoteLayer
+        from layerkit.worker.remote import LazyRegistrySource
+
+        assert self.access is not None
+        content = self.store.content
+        manifest = json.loads(content.read_bytes(manifest_digest))
+        config_digest = str(manifest["config"]["digest"])
+        doc = json.loads(content.read_bytes(config_digest))
+        _check_platform(ref, doc, platform)
+        diff_ids = tuple(doc.get("rootfs", {}).get("diff_ids") or ())
+        layers = manifest.get("layers") or []
+        if len(layers) != len(diff_ids):
+            raise BuildError(f"base image {ref!r}: the manifest lists {len(layers)} layers but "
+                             f"the config has {len(diff_ids)}",
+                             hint="push the image again with a standard tool",
+                             reference="image-corrupt")
+        remote = tuple(RemoteLayer(d, str(layer["digest"]), str(layer.get("mediaType") or ""),
+                                   int(layer.get("size") or 0))
+                       for d, layer in zip(diff_ids, layers, strict=True))
+        if remote:
+            source = LazyRegistrySource(self.access, reference, f"base image {reference}")
+            self.access.results.register(remote, source)
+        self.pulled[config_digest] = (str(reference), manifest_digest)
+        return ResolvedImage(ref, config_digest, config_digest, diff_ids,
+                             ImageConfig.from_oci(doc), len(doc.get("history") or ()),
+                             remote_layers=remote)
+
+    def name_complete_pulls(self) -> None:
+        """Name registry bases in the image store once all their layers are here (so
+        ``layerkit images`` lists them and every blob a record names exists)."""
+        from layerkit.worker.session import normalize_tag
+
+        content = self.store.content
+        for config_digest, (name, manifest) in list(self.pulled.items()):
+            img = next((i for i in self.resolved.values()
+                        if i.config_digest == config_digest), None)
+            if img is None or not all(content.has(d) for d in img.diff_ids):
+                continue
+            # The registry's manifest names compressed blobs; record it only when they
+            # are here too (the layers may have come uncompressed, e.g. from a load).
+            whole = all(content.has(layer.blob) for layer in img.remote_layers)
+            try:
+                tag = normalize_tag(name)
+            except BuildError:
+                continue
+            with content.lease():
+                self.store.images.tag(tag, config_digest, manifest if whole else None)
+            del self.pulled[config_digest]
 
     def _from_layout(self, ref: str, ctx: NamedContext, platform: str) -> ResolvedImage:
         def blob(digest: str) -> bytes:
@@ -241,6 +349,12 @@ class BaseImages:
             self._import_layout(img)
         if not img.diff_ids:
             return None
+        if img.remote_layers:
+            top = chain_ids(img.diff_ids)[-1]
+            sid = self.store.chain_snapshot(top)
+            if sid is None:  # not unpacked here yet: a remote chain, fetched when needed
+                return StepResult(REMOTE_PREFIX + top, {"image": img.config_digest})
+            return StepResult(sid, {"image": img.config_digest})
         sid = self.unpack_chain(img.diff_ids)
         return StepResult(sid, {"image": img.config_digest})
 
@@ -343,17 +457,6 @@ class BaseImages:
         if sid is None or not diff_id:
             return None
         return StepResult(sid, {"local": f"context {digest}", "diff_id": diff_id})
-
-
-def _decompress_into(content: Any, blob: str, diff_id: str) -> None:
-    """Store the plain tar of compressed layer ``blob`` under ``diff_id`` (verified)."""
-    from layerkit.content.layers import open_decompressed
-
-    with content.open(blob) as raw:
-        plain, _kind = open_decompressed(raw)
-        with content.writer(expected_digest=diff_id) as out:
-            while chunk := plain.read(1 << 20):
-                out.write(chunk)
 
 
 def _platform_str(p: Mapping[str, Any]) -> str:

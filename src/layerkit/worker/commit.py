@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +56,10 @@ def _base_parts(store: Store, base: StepResult | None) -> tuple[list[str], list[
 
 def commit_image(
     store: Store, final: StageResult, *, platform: str, epoch: int | None = None,
-    tags: Sequence[str] = (),
+    tags: Sequence[str] = (), extra: Mapping[str, Any] | None = None,
 ) -> CommittedImage:
-    """Write the config and manifest blobs of ``final`` and tag them; nothing else is read."""
+    """Write the config and manifest blobs of ``final`` and tag them; nothing else is read.
+    ``extra`` adds top-level config keys (the inline cache, ``moby.buildkit.cache.v0``)."""
     diff_ids, history = _base_parts(store, final.base)
     base_len = len(history)
     # Times come from the results (when each layer was made), not from the clock,
@@ -104,6 +105,7 @@ def commit_image(
         doc["author"] = final.config.author
     if variant:
         doc["variant"] = variant
+    doc.update(extra or {})
     doc_key = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
     known = store.commit_of(doc_key)
     if known is not None and all(blob_exists(store.root, d) for d in (*known, *diff_ids)):

@@ -32,13 +32,14 @@ from layerkit.errors import BuildError
 from layerkit.graph.model import ContextInput, UrlInput
 from layerkit.graph.ops import ExecMount, ExecOp, FileOp, SourceOp
 from layerkit.solver.worker import BaseState, ExecContext, ExecFailed, InputValue, StepResult
-from layerkit.worker.baseimage import BaseImages
+from layerkit.worker.baseimage import REMOTE_PREFIX, BaseImages
 from layerkit.worker.specs import NamedContext, SecretSpec, SshSpec
 from layerkit.worker.store import Store, blob_exists, snapshot_committed
 
 if TYPE_CHECKING:
     from layerkit.context.checksum import ContextHasher
     from layerkit.executor.mounts import MountSpec
+    from layerkit.worker.remote import RemoteAccess
 
 __all__ = ["LocalWorker"]
 
@@ -58,6 +59,8 @@ class LocalWorker:
         ssh: Mapping[str, SshSpec] | None = None,
         network: str = "default",
         epoch: int | None = None,
+        access: RemoteAccess | None = None,
+        pull: bool = False,
     ) -> None:
         self.store = store
         self.context_dir = Path(context_dir).absolute()
@@ -67,7 +70,8 @@ class LocalWorker:
         self.ssh = dict(ssh or {})
         self.network = network
         self.epoch = epoch
-        self.bases = BaseImages(store, self.contexts, platform)
+        self.access = access  # registry bases and --cache-from chains; None: local only
+        self.bases = BaseImages(store, self.contexts, platform, access=access, refresh=pull)
         self._hashers: dict[str, ContextHasher] = {}
         self._lock = threading.RLock()
         self._reaped = False
@@ -145,6 +149,18 @@ class LocalWorker:
 
     def has_result(self, result: StepResult) -> bool:
         root = self.store.root
+        if result.ref.startswith(REMOTE_PREFIX):
+            # A layer chain (a registry base, or an imported cache record): usable when it
+            # is unpacked here already, or when this build knows where to fetch it.
+            image = result.meta.get("image")
+            if image and not blob_exists(root, image):
+                return False
+            chain = result.ref.removeprefix(REMOTE_PREFIX)
+            if self.store.chain_snapshot(chain) is not None:
+                top = self.store.chain_diff(chain)
+                if top and blob_exists(root, top):
+                    return True
+            return self.access is not None and self.access.knows(result.ref)
         if not snapshot_committed(root, result.ref):
             return False
         for key in ("diff_id", "image"):
@@ -153,6 +169,36 @@ class LocalWorker:
                 return False
         return True
 
+    # -- remote results --------------------------------------------------------------
+
+    def _local(self, result: StepResult | None) -> StepResult | None:
+        """``result`` as a local snapshot: a ``remote:<chainID>`` chain is downloaded (only
+        the layers the store lacks) and unpacked on demand. None: an empty filesystem."""
+        if result is None or not result.ref.startswith(REMOTE_PREFIX):
+            return result
+        chain = result.ref.removeprefix(REMOTE_PREFIX)
+        sid = self.store.chain_snapshot(chain)
+        if sid is None:
+            if self.access is None or not self.access.knows(result.ref):
+                raise BuildError(f"a cached result ({result.ref}) is neither unpacked here "
+                                 "nor in any --cache-from of this build",
+                                 hint="build again (with the --cache-from that provided it)",
+                                 reference="cache-import")
+            diff_ids = self.access.results.ensure_chain(result.ref)
+            if not diff_ids:
+                return None
+            sid = self.bases.unpack_chain(diff_ids)
+        return StepResult(sid, dict(result.meta))
+
+    def fetch_layers(self, results: Sequence[StepResult | None]) -> None:
+        """Make the uncompressed layers of ``results`` present in the content store
+        (downloading remote chains; nothing is unpacked): what an image commit needs."""
+        for result in results:
+            if (result is not None and result.ref.startswith(REMOTE_PREFIX)
+                    and self.access is not None and self.access.knows(result.ref)):
+                self.access.results.ensure_chain(result.ref)
+        self.bases.name_complete_pulls()
+
     # -- mounts of results -------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -160,6 +206,7 @@ class LocalWorker:
         """A read-only directory showing ``result``'s whole filesystem."""
         from layerkit.snapshot.mount import mounted
 
+        result = self._local(result)
         if result is None:
             with tempfile.TemporaryDirectory(dir=self._scratch()) as empty:
                 yield Path(empty)
@@ -198,6 +245,7 @@ class LocalWorker:
             if not self._reaped:
                 self._reaped = True
                 reap(config)  # containers and mounts a killed build left behind
+        parent = self._local(parent)
         snaps = self.store.snapshots
         key = f"run-{uuid.uuid4().hex}"
         mount = snaps.prepare(key, [parent.ref] if parent else [])
@@ -312,6 +360,7 @@ class LocalWorker:
     ) -> StepResult:
         from layerkit.snapshot.mount import mounted
 
+        parent = self._local(parent)
         snaps = self.store.snapshots
         key = f"file-{uuid.uuid4().hex}"
         mount = snaps.prepare(key, [parent.ref] if parent else [])

@@ -16,7 +16,10 @@ class BuildOptions:
     ``build_args`` values of None are taken from the environment (``--build-arg NAME``).
     ``secrets``, ``ssh``, ``outputs`` and ``build_contexts`` hold the flag values as
     typed on the command line (``id=x,src=f``, ``default``, ``type=oci,dest=o.tar``,
-    ``name=path``).
+    ``name=path``). ``cache_from``/``cache_to`` hold ``--cache-from``/``--cache-to``
+    values (``type=registry,ref=REF,mode=max``, ``type=local,dest=DIR``, ``type=inline``,
+    or a plain image reference for ``cache_from``); ``push`` pushes every tag; ``pull``
+    asks the registry for every base even when the store has it.
     """
 
     context: str = "."
@@ -36,3 +39,9 @@ class BuildOptions:
     build_contexts: tuple[str, ...] = ()
     root: str | None = None
     jobs: int = 4
+    pull: bool = False
+    push: bool = False
+    cache_from: tuple[str, ...] = ()
+    cache_to: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()
+    registry_config: str | None = None  # mirrors / insecure hosts (TOML); None: the default

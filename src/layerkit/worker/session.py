@@ -22,11 +22,13 @@ from layerkit.errors import BuildError, ContextError
 from layerkit.worker.options import BuildOptions
 
 if TYPE_CHECKING:
+    from layerkit.cache.remote.session import RemoteCaches
     from layerkit.frontend import StageGraph
     from layerkit.solver import Plan, SolveResult
     from layerkit.worker.commit import CommittedImage
     from layerkit.worker.local import LocalWorker
     from layerkit.worker.outputs import ExportResult
+    from layerkit.worker.remote import RemoteAccess
     from layerkit.worker.store import Store
 
 __all__ = ["BuildResult", "run_build", "run_plan"]
@@ -89,10 +91,30 @@ class _Session:
     store: Store
     worker: LocalWorker
     platform: str
+    access: RemoteAccess
+    caches: RemoteCaches | None = None  # --cache-from / --cache-to, when given
 
     def close(self) -> None:
         self.worker.close()
+        if self.caches is not None:
+            self.caches.close()
+        self.access.close()
         self.store.close()
+
+    def sources(self) -> list[Any] | None:
+        """Where keys are looked up: the local store, then each ``--cache-from`` in order."""
+        if self.caches is None or not self.caches.sources:
+            return None  # the solver's default: the local store alone
+        from layerkit.solver import LocalCache
+
+        return [LocalCache(self.store.keys), *self.caches.sources]
+
+    def warn(self, stream: TextIO | None) -> None:
+        if self.caches is None:
+            return
+        for warning in self.caches.warnings:
+            print(f"WARNING: {warning}", file=stream or sys.stderr)
+        self.caches.warnings.clear()
 
 
 def _build_args(raw: Mapping[str, str | None]) -> dict[str, str]:
@@ -111,6 +133,7 @@ def _open(options: BuildOptions) -> _Session:
     from layerkit.frontend import build_stage_graph
     from layerkit.frontend.platform import host_platform, parse_platform
     from layerkit.worker.local import LocalWorker
+    from layerkit.worker.remote import RemoteAccess
     from layerkit.worker.specs import parse_build_contexts, parse_secrets, parse_ssh
     from layerkit.worker.store import Store, default_root
 
@@ -140,15 +163,40 @@ def _open(options: BuildOptions) -> _Session:
     parsed = parse_file(dockerfile)
     graph = build_stage_graph(parsed, target=options.target,
                               build_args=_build_args(options.build_args), platform=platform)
+    cache_to, cache_from = _cache_specs(options)
     store = Store(Path(options.root) if options.root else default_root())
+    access = RemoteAccess(store, insecure_registries=options.insecure_registries,
+                          registry_config=options.registry_config, max_workers=options.jobs)
     worker = LocalWorker(
         store, context, dockerfile, platform=str(platform),
         contexts=parse_build_contexts(options.build_contexts),
         secrets=parse_secrets(options.secrets), ssh=parse_ssh(options.ssh),
         network=options.network,
         epoch=_source_date_epoch(),
+        access=access, pull=options.pull,
     )
-    return _Session(options, context, dockerfile, graph, store, worker, str(platform))
+    session = _Session(options, context, dockerfile, graph, store, worker, str(platform),
+                       access)
+    if cache_to or cache_from:
+        from layerkit.cache.remote.session import RemoteCaches
+
+        session.caches = RemoteCaches(store.content, cache_from=cache_from, cache_to=cache_to,
+                                      client=access.client, platform=str(platform),
+                                      max_workers=options.jobs, results=access.results)
+        try:
+            session.caches.load()  # documents only: no layer is downloaded here
+        except BaseException:
+            session.close()
+            raise
+    return session
+
+
+def _cache_specs(options: BuildOptions) -> tuple[list[Any], list[Any]]:
+    if not (options.cache_to or options.cache_from):
+        return [], []
+    from layerkit.cache.remote.spec import parse_cache_flags
+
+    return parse_cache_flags(options.cache_to, options.cache_from)
 
 
 def _solve_options(s: _Session) -> Any:
@@ -164,13 +212,16 @@ def run_plan(options: BuildOptions) -> Plan:
 
     s = _open(options)
     try:
-        return plan(s.graph, s.worker, s.store.keys, options=_solve_options(s))
+        s.warn(None)
+        return plan(s.graph, s.worker, s.store.keys, options=_solve_options(s),
+                    sources=s.sources())
     finally:
         s.close()
 
 
 def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildResult:
-    """Build, commit, tag and export; write ``--metadata-file``. Progress goes to ``stream``."""
+    """Build, commit, tag, export and push; export the cache; write ``--metadata-file``.
+    Progress goes to ``stream``."""
     from layerkit.progress import make_renderer
     from layerkit.solver import solve
     from layerkit.worker.outputs import export_outputs
@@ -178,17 +229,31 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
 
     specs = parse_outputs(options.outputs)  # bad -o fails before anything runs
     tags = tuple(dict.fromkeys(normalize_tag(t) for t in options.tags))
+    pushes = _push_targets(options, specs, tags)
+    local_names = tuple(dict.fromkeys((*tags, *_image_output_names(specs))))
     s = _open(options)
-    renderer = make_renderer(options.progress, stream or sys.stderr)
+    out = stream or sys.stderr
     try:
+        s.warn(out)
+        renderer = make_renderer(options.progress, out)
         with s.store.content.lease():  # no prune between "blob written" and "key recorded"
             try:
                 result = solve(s.graph, s.worker, s.store.keys, options=_solve_options(s),
-                               sink=renderer)
+                               sink=renderer, sources=s.sources())
             finally:
                 renderer.close()
-            image = _commit(s, result, tags)
-        exports = export_outputs(s.store, image, specs, tags=tags, jobs=options.jobs)
+            # The local image store is an output: it needs the final image's layers
+            # (a remote hit downloads them now, and nothing of the other stages).
+            s.worker.fetch_layers([result.final.base, *result.final.layers])
+            image = _commit(s, result, local_names)
+            exports = export_outputs(s.store, image, specs, tags=tags, jobs=options.jobs)
+            exports += _push(s, image, pushes, out)
+            if s.caches is not None:
+                for done in s.caches.export(result, s.store.keys, max_workers=options.jobs):
+                    if done.digest:
+                        print(f"exported cache ({done.records} records, {done.layers} "
+                              f"layers) to {_cache_where(done.spec)}", file=out)
+                s.warn(out)
     finally:
         s.close()
     manifest = next((e.manifest_digest for e in exports
@@ -197,8 +262,8 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
         "containerimage.config.digest": image.config_digest,
         "containerimage.digest": manifest,
     }
-    if tags:
-        metadata["image.name"] = ",".join(tags)
+    if local_names or pushes:
+        metadata["image.name"] = ",".join(dict.fromkeys((*local_names, *pushes)))
     metadata["steps"] = [
         {"stage": o.stage, "index": o.index, "instruction": o.text, "status": o.status,
          "reason": o.reason, "duration_s": round(o.duration_s, 3), "number": o.number,
@@ -210,8 +275,77 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
     return BuildResult(image.config_digest, manifest, tags, result, tuple(exports), metadata)
 
 
+def _image_output_names(specs: Any) -> list[str]:
+    """``-o type=image,name=a,b`` names the image in the local store too."""
+    names: list[str] = []
+    for spec in specs:
+        if spec.type == "image" and spec.attrs.get("name"):
+            names += [normalize_tag(n) for n in re.split(r"[;,]", spec.attrs["name"]) if n]
+    return names
+
+
+def _push_targets(options: BuildOptions, specs: Any, tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Every reference to push: ``--push`` (each -t), ``-o type=image,push=true`` and
+    ``-o type=registry`` (their name=, else each -t)."""
+    targets = list(tags) if options.push else []
+    for spec in specs:
+        if spec.type != "image" or spec.attrs.get("push", "false").lower() not in ("true", "1"):
+            continue
+        names = [n for n in re.split(r"[;,]", spec.attrs.get("name", "")) if n]
+        if not names and not tags:
+            raise BuildError("-o type=registry needs name= (or -t) to know where to push",
+                             hint="write -o type=registry,name=REGISTRY/REPO:TAG",
+                             reference="bad-flag")
+        targets += [normalize_tag(n) for n in names] or list(tags)
+    if options.push and not tags:
+        raise BuildError("--push needs at least one -t NAME to push to",
+                         hint="add -t REGISTRY/REPO:TAG", reference="bad-flag")
+    return tuple(dict.fromkeys(targets))
+
+
+def _push(s: _Session, image: CommittedImage, targets: tuple[str, ...],
+          out: TextIO) -> list[ExportResult]:
+    """Push the committed image to each target: HEAD first, mounts, manifest last."""
+    if not targets:
+        return []
+    from layerkit.commands.push import push_stored_image
+    from layerkit.worker.outputs import ExportResult
+    from layerkit.worker.specs import OutputSpec
+
+    done: list[ExportResult] = []
+    for target in targets:
+        pushed = push_stored_image(s.store.content, image.config_digest, target,
+                                   s.access.client(), max_workers=s.options.jobs)
+        print(f"pushed {pushed.ref} {pushed.digest} ({len(pushed.uploaded)} uploaded, "
+              f"{len(pushed.existing)} already there, {len(pushed.mounted)} mounted)",
+              file=out)
+        done.append(ExportResult(OutputSpec("registry", None, {"name": target}),
+                                 pushed.digest))
+    return done
+
+
+def _cache_where(spec: Any) -> str:
+    return str(spec.ref if spec.type == "registry" else spec.dest)
+
+
 def _commit(s: _Session, result: SolveResult, tags: tuple[str, ...]) -> CommittedImage:
     from layerkit.worker.commit import commit_image
 
+    extra: dict[str, Any] = {}
+    if s.caches is not None and any(c.type == "inline" for c in s.caches.cache_to):
+        extra = _inline_cache(s, result)
     return commit_image(s.store, result.final, platform=s.platform, epoch=s.worker.epoch,
-                        tags=tags)
+                        tags=tags, extra=extra)
+
+
+def _inline_cache(s: _Session, result: SolveResult) -> dict[str, Any]:
+    """``--cache-to type=inline``: the final stage's records (mode=min), naming the gzip
+    blobs a push of this image uploads (the compression is kept for the push to reuse)."""
+    from layerkit.cache.remote.exporter import inline_cache_value, layer_blobs
+    from layerkit.cache.remote.importer import INLINE_CACHE_KEY
+
+    assert s.caches is not None
+    records = s.caches.records(result, s.store.keys, "min")
+    blobs = layer_blobs(records, s.store.content, s.caches.results, "gzip",
+                        max_workers=s.options.jobs)
+    return {INLINE_CACHE_KEY: inline_cache_value(records, blobs)}

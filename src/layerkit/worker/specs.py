@@ -26,7 +26,7 @@ __all__ = [
     "parse_ssh",
 ]
 
-OUTPUT_TYPES = ("image", "oci", "docker", "local", "tar")
+OUTPUT_TYPES = ("image", "oci", "docker", "local", "tar", "registry")
 
 
 def _flag_error(flag: str, value: str, problem: str, hint: str) -> BuildError:
@@ -165,7 +165,8 @@ class OutputSpec:
 
 def parse_outputs(values: Sequence[str]) -> list[OutputSpec]:
     hint = ("write -o type=oci,dest=out.tar, -o type=docker,dest=img.tar, "
-            "-o type=local,dest=DIR, -o type=tar,dest=fs.tar or -o type=image")
+            "-o type=local,dest=DIR, -o type=tar,dest=fs.tar, -o type=image[,push=true] "
+            "or -o type=registry,name=REGISTRY/REPO:TAG")
     out: list[OutputSpec] = []
     for value in values:
         if "=" not in value:
@@ -174,12 +175,18 @@ def parse_outputs(values: Sequence[str]) -> list[OutputSpec]:
             continue
         kv = _pairs("--output", value, hint)
         kind = kv.pop("type", "local")
-        if kind == "registry":
-            raise _flag_error("--output", value, "pushing to a registry is not supported yet",
-                              "export with type=oci and push with skopeo copy")
         if kind not in OUTPUT_TYPES:
             raise _flag_error("--output", value, f"unknown type {kind!r}", hint)
         dest = kv.pop("dest", None)
+        if kind == "registry":
+            # BuildKit: type=registry is type=image,push=true; the names come from name=
+            # (or -t when the build names its image).
+            kind, kv["push"] = "image", "true"
+            kv.setdefault("registry", "true")
+        if kind == "image" and kv.get("push", "false").lower() not in (
+                "true", "false", "1", "0"):
+            raise _flag_error("--output", value, f"push={kv['push']!r} is not true or false",
+                              hint)
         if kind != "image" and not dest:
             raise _flag_error("--output", value, f"type={kind} needs dest=", hint)
         if kind == "oci" and kv.get("compression", "gzip") not in ("gzip", "zstd",

@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS commits (
     config   TEXT NOT NULL,      -- its config blob (the image id)
     manifest TEXT NOT NULL       -- its manifest blob (uncompressed layers)
 );
+CREATE TABLE IF NOT EXISTS pulled (
+    name     TEXT NOT NULL,      -- the normalised reference a FROM named (tag or digest)
+    platform TEXT NOT NULL,
+    manifest TEXT NOT NULL,      -- the platform manifest's digest (its bytes in blobs/)
+    config   TEXT NOT NULL,      -- the config digest: what the cache key uses
+    PRIMARY KEY (name, platform)
+);
 CREATE TABLE IF NOT EXISTS path_sums (
     snapshot TEXT NOT NULL,      -- committed (immutable) snapshot id
     query    TEXT NOT NULL,      -- selected paths and excludes, as JSON
@@ -148,6 +155,20 @@ class Store:
         with self._db_lock:
             self._db.execute("INSERT OR REPLACE INTO commits VALUES (?, ?, ?)",
                              (doc_key, config, manifest))
+
+    # -- base images resolved from a registry (documents kept, layers fetched lazily) --
+
+    def pulled(self, name: str, platform: str) -> tuple[str, str] | None:
+        """The (manifest, config) digests ``name`` resolved to when last pulled."""
+        with self._db_lock:
+            row = self._db.execute("SELECT manifest, config FROM pulled WHERE name=? AND "
+                                   "platform=?", (name, platform)).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def record_pulled(self, name: str, platform: str, manifest: str, config: str) -> None:
+        with self._db_lock:
+            self._db.execute("INSERT OR REPLACE INTO pulled VALUES (?, ?, ?, ?)",
+                             (name, platform, manifest, config))
 
     # -- checksums of paths in immutable snapshots ------------------------------------
 

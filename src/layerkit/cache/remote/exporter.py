@@ -143,9 +143,11 @@ def _mount_from(remote: RemoteResults | None, target_registry: str,
         return out
     for digest in digests:
         for source in remote.sources_of(digest):
-            if isinstance(source, RegistryBlobSource) and \
-                    source.ref.registry == target_registry:
-                out.setdefault(digest, []).append(source.ref.repository)
+            # RegistryBlobSource, or the worker's lazily connected one: both have a ref.
+            ref = source.ref if isinstance(source, RegistryBlobSource) else \
+                getattr(source, "ref", None)
+            if ref is not None and getattr(ref, "registry", None) == target_registry:
+                out.setdefault(digest, []).append(str(ref.repository))
     return out
 
 

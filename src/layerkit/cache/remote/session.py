@@ -30,6 +30,7 @@ class RemoteCaches:
         self, content: ContentStore, *, cache_from: Sequence[CacheFromSpec] = (),
         cache_to: Sequence[CacheToSpec] = (), client: Callable[[], Any] | None = None,
         platform: str | None = None, max_workers: int = 4,
+        results: RemoteResults | None = None,
     ) -> None:
         self.content = content
         self.cache_from = list(cache_from)
@@ -37,7 +38,8 @@ class RemoteCaches:
         self._client_factory = client
         self._client: Any = None
         self.platform = platform
-        self.results = RemoteResults(content, max_workers=max_workers)
+        # Shared with the worker's registry bases when given: one download per layer.
+        self.results = results or RemoteResults(content, max_workers=max_workers)
         self.sources: list[RemoteCache] = []
         self.warnings: list[str] = []
 
