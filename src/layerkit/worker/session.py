@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from layerkit.errors import BuildError, ContextError
+from layerkit.worker import memo
 from layerkit.worker.options import BuildOptions
 
 if TYPE_CHECKING:
@@ -231,11 +232,15 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
     tags = tuple(dict.fromkeys(normalize_tag(t) for t in options.tags))
     pushes = _push_targets(options, specs, tags)
     local_names = tuple(dict.fromkeys((*tags, *_image_output_names(specs))))
+    # What the build reads, fingerprinted before it reads it (the no-op fast path).
+    capture = memo.capture(options)
     s = _open(options)
     out = stream or sys.stderr
+    labels: dict[int, tuple[str, str, int]] = {}
+    step_results: list[tuple[str, str, tuple[str, ...]]] = []
     try:
         s.warn(out)
-        renderer = make_renderer(options.progress, out)
+        renderer = _LabelTee(make_renderer(options.progress, out), labels)
         with s.store.content.lease():  # no prune between "blob written" and "key recorded"
             try:
                 result = solve(s.graph, s.worker, s.store.keys, options=_solve_options(s),
@@ -254,6 +259,8 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
                         print(f"exported cache ({done.records} records, {done.layers} "
                               f"layers) to {_cache_where(done.spec)}", file=out)
                 s.warn(out)
+        if capture is not None:
+            step_results = _step_results(s, result)
     finally:
         s.close()
     manifest = next((e.manifest_digest for e in exports
@@ -272,7 +279,50 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
     ]
     if options.metadata_file:
         Path(options.metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
+    if not exports:  # the memo only answers builds whose one output is the local store
+        memo.record(capture, names=local_names, image_id=image.config_digest,
+                    manifest_digest=manifest, steps=metadata["steps"], labels=labels,
+                    results=step_results, layer_blobs=_layer_diff_ids(s, image.config_digest))
     return BuildResult(image.config_digest, manifest, tags, result, tuple(exports), metadata)
+
+
+class _LabelTee:
+    """Passes progress on, keeping each step's label for the no-op memo."""
+
+    def __init__(self, renderer: Any, labels: dict[int, tuple[str, str, int]]) -> None:
+        self.renderer = renderer
+        self.labels = labels
+
+    def emit(self, event: Any) -> None:
+        from layerkit.progress.events import StepStarted
+
+        if isinstance(event, StepStarted):
+            self.labels[event.number] = (event.label, event.stage, event.index)
+        self.renderer.emit(event)
+
+    def close(self) -> None:
+        self.renderer.close()
+
+
+def _step_results(s: _Session, result: SolveResult) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(key, snapshot id, blobs) of every keyed step, for the memo's validity check."""
+    out: list[tuple[str, str, tuple[str, ...]]] = []
+    for outcome in result.steps:
+        if outcome.number is None or outcome.key is None:
+            continue
+        record = s.store.keys.get(outcome.key)
+        if record is None:
+            continue
+        res = record.result.get("result") or {}
+        meta = res.get("meta") or {}
+        blobs = tuple(str(meta[k]) for k in ("diff_id", "image") if meta.get(k))
+        out.append((outcome.key, str(res.get("ref") or ""), blobs))
+    return out
+
+
+def _layer_diff_ids(s: _Session, config_digest: str) -> list[str]:
+    config = json.loads(s.store.content.read_bytes(config_digest))
+    return [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
 
 
 def _image_output_names(specs: Any) -> list[str]:

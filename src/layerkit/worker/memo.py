@@ -1,0 +1,341 @@
+"""The no-op rebuild fast path: a memo from "everything the build read" to its result.
+
+A no-op rebuild should cost little more than Python start-up plus one ``stat`` per
+context file. The full path (parse, frontend, solver, key probes) is correct but pays
+~150 ms of imports before it can say "all CACHED". So, after every successful build
+whose inputs were stable, we record a *fingerprint* of its inputs and the outcome a
+rebuild would report. The next ``layerkit build`` computes the same fingerprint with
+nothing but ``os.scandir`` and a few SQLite reads; when it matches and every result
+it names is still in the store, the outcome is replayed (every step CACHED, as the
+solver would report it) and the image is re-tagged.
+
+The fingerprint covers, conservatively:
+
+- the layerkit version and this memo's schema;
+- the Dockerfile's bytes and its absolute path, the context's absolute path;
+- every option that can change keys or results (tags, build args with their values,
+  target, platform, network), and ``SOURCE_DATE_EPOCH``;
+- the ``.dockerignore`` files' bytes, and ``(path, mode, size, mtime_ns, ctime_ns,
+  inode, device)`` of every context entry the walk (honouring ``.dockerignore``) sees;
+- every row of the image index except the build's own tags (a re-tagged base misses).
+
+It is only an optimisation: anything it cannot vouch for falls back to the full
+path. Builds with outputs, pushes, remote caches, ``--pull``, ``--no-cache``, secrets,
+ssh or named contexts never use it, and nothing is recorded while a context file is
+younger than :data:`RACY_WINDOW_NS` (its content could still change without its stat
+changing, the racy-git problem). A record is used only if the image's blobs, every
+step's snapshot and every key-store record it names still exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from layerkit import __version__
+from layerkit.worker.options import BuildOptions
+from layerkit.worker.store import blob_exists, default_root, snapshot_committed
+
+MEMO_SCHEMA = "layerkit.memo.v1"
+RACY_WINDOW_NS = 2_000_000_000
+_BUSY_TIMEOUT_S = 30.0
+# Set to any value to always take the full path (tests compare the two).
+DISABLE_ENV = "LAYERKIT_NO_FASTPATH"
+# Names a file that gets one line per build answered from the memo (for tests).
+TRACE_ENV = "LAYERKIT_MEMO_TRACE"
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What a full build saw of its inputs when it started."""
+
+    root: Path
+    inputs_digest: str  # everything but the image index
+    stable: bool  # no context entry inside the racy window
+    started_ns: int
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A build answered from the memo."""
+
+    image_id: str
+    manifest_digest: str | None
+    names: tuple[str, ...]
+    metadata: Mapping[str, Any]
+
+
+def eligible(options: BuildOptions) -> bool:
+    return not (
+        options.outputs or options.push or options.cache_from or options.cache_to
+        or options.pull or options.no_cache or options.no_cache_filter or options.secrets
+        or options.ssh or options.build_contexts
+    )
+
+
+def root_of(options: BuildOptions) -> Path:
+    return Path(options.root).absolute() if options.root else default_root().absolute()
+
+
+def capture(options: BuildOptions) -> Capture | None:
+    """Fingerprint the inputs (not the image index); None when not eligible or unreadable."""
+    if not eligible(options):
+        return None
+    try:
+        return _capture(options)
+    except (OSError, ValueError):
+        return None
+    except Exception as exc:  # a bad .dockerignore etc.: the full path reports it
+        from layerkit.errors import LayerkitError
+
+        if isinstance(exc, LayerkitError):
+            return None
+        raise
+
+
+def _capture(options: BuildOptions) -> Capture:
+    from layerkit.context.dockerignore import load_ignore_rules
+    from layerkit.context.walk import walk_context
+
+    started = time.time_ns()
+    context = Path(options.context).absolute()
+    dockerfile = (Path(options.file) if options.file else context / "Dockerfile").absolute()
+    h = hashlib.sha256()
+    _feed(h, MEMO_SCHEMA, __version__, str(context), str(dockerfile))
+    _feed(h, hashlib.sha256(dockerfile.read_bytes()).hexdigest())
+    for ignore in (context / ".dockerignore", Path(f"{dockerfile}.dockerignore")):
+        _feed(h, str(ignore), _file_digest(ignore))
+    _feed(h, json.dumps(_option_inputs(options), sort_keys=True))
+    newest = 0
+    rules = load_ignore_rules(context, dockerfile)
+    for entry in walk_context(context, rules):
+        s = entry.stat
+        newest = max(newest, s.st_mtime_ns, s.st_ctime_ns)
+        _feed(h, entry.rel, str(s.st_mode), str(s.st_size), str(s.st_mtime_ns),
+              str(s.st_ctime_ns), str(s.st_ino), str(s.st_dev))
+    stable = newest < started - RACY_WINDOW_NS
+    return Capture(root_of(options), h.hexdigest(), stable, started)
+
+
+def _option_inputs(options: BuildOptions) -> dict[str, Any]:
+    args = {k: (v if v is not None else os.environ.get(k)) for k, v in options.build_args.items()}
+    return {
+        "tags": sorted(options.tags), "build_args": args, "target": options.target,
+        "platform": options.platform, "network": options.network,
+        "epoch": os.environ.get("SOURCE_DATE_EPOCH"),
+        "runtime": os.environ.get("LAYERKIT_RUNTIME"),
+        "snapshotter": os.environ.get("LAYERKIT_SNAPSHOTTER"),
+    }
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "-"
+
+
+def _feed(h: Any, *parts: str) -> None:
+    for part in parts:
+        data = part.encode("utf-8", "surrogateescape")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+
+
+def _images_digest(root: Path, own_names: Iterable[str]) -> str:
+    """Every image-index row but the build's own tags (which it rewrites itself)."""
+    own = set(own_names)
+    h = hashlib.sha256()
+    path = root / "images.db"
+    if not path.exists():
+        return "-"
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
+    try:
+        rows = conn.execute(
+            "SELECT name, config_digest, manifest_digest FROM images ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
+    for name, config, manifest in rows:
+        if name not in own:
+            _feed(h, name, config, manifest or "")
+    return h.hexdigest()
+
+
+def _memo_db(root: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(root / "memo.db", timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS memo (fingerprint TEXT PRIMARY KEY, payload TEXT NOT NULL,"
+        " created REAL NOT NULL)"
+    )
+    return conn
+
+
+def record(
+    cap: Capture | None,
+    *,
+    names: Sequence[str],
+    image_id: str,
+    manifest_digest: str | None,
+    steps: Sequence[Mapping[str, Any]],
+    labels: Mapping[int, tuple[str, str, int]],
+    results: Sequence[tuple[str, str, Sequence[str]]],
+    layer_blobs: Sequence[str],
+) -> None:
+    """Remember a finished build (called by the full path after tagging).
+
+    ``steps`` are the metadata step entries; ``labels`` maps a step number to its
+    progress label, stage and index; ``results`` lists ``(key, snapshot id, blobs)``
+    of every numbered step (the blobs its result names: layer, base config);
+    ``layer_blobs`` the image's layer diff_ids.
+    """
+    if cap is None or not cap.stable or any(ref.startswith("remote:") for _, ref, _ in results):
+        return
+    try:
+        fingerprint = _fingerprint(cap, names)
+        payload = {
+            "image_id": image_id, "manifest_digest": manifest_digest, "names": list(names),
+            "steps": [_as_cached(s) for s in steps],
+            "labels": {str(n): list(v) for n, v in labels.items()},
+            "results": [[k, ref, list(blobs)] for k, ref, blobs in results],
+            "layer_blobs": list(layer_blobs),
+        }
+        conn = _memo_db(cap.root)
+        try:
+            conn.execute("INSERT OR REPLACE INTO memo VALUES (?, ?, ?)",
+                         (fingerprint, json.dumps(payload), time.time()))
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        pass  # the memo is an optimisation; a build never fails because of it
+
+
+def _fingerprint(cap: Capture, names: Iterable[str]) -> str:
+    return hashlib.sha256(
+        f"{cap.inputs_digest}\n{_images_digest(cap.root, names)}".encode()
+    ).hexdigest()
+
+
+def _as_cached(step: Mapping[str, Any]) -> dict[str, Any]:
+    """How the step reads in a rebuild where nothing changed."""
+    out = dict(step)
+    if out.get("number") is not None:
+        out.update(status="cached", reason="", duration_s=0.0, source="local cache")
+    return out
+
+
+def replay(options: BuildOptions, stream: TextIO) -> Replayed | None:
+    """Answer a CLI build from the memo, or None to take the full path."""
+    if os.environ.get(DISABLE_ENV):
+        return None
+    cap = capture(options)
+    if cap is None or not (cap.root / "memo.db").exists():
+        return None
+    names = tuple(dict.fromkeys(_normalize_tag(t) for t in options.tags))
+    try:
+        fingerprint = _fingerprint(cap, names)
+        conn = _memo_db(cap.root)
+        try:
+            row = conn.execute("SELECT payload FROM memo WHERE fingerprint=?",
+                               (fingerprint,)).fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        payload = json.loads(row[0])
+        if not _still_valid(cap.root, payload):
+            return None
+        _touch_and_tag(cap.root, payload, names)
+    except (OSError, sqlite3.Error, ValueError, KeyError):
+        return None
+    _render(options.progress, stream, payload)
+    trace = os.environ.get(TRACE_ENV)
+    if trace:
+        with open(trace, "a", encoding="utf-8") as f:
+            f.write(f"hit {payload['image_id']}\n")
+    metadata: dict[str, Any] = {
+        "containerimage.config.digest": payload["image_id"],
+        "containerimage.digest": payload["manifest_digest"],
+    }
+    if names:
+        metadata["image.name"] = ",".join(names)
+    metadata["steps"] = payload["steps"]
+    if options.metadata_file:
+        Path(options.metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
+    return Replayed(payload["image_id"], payload["manifest_digest"], names, metadata)
+
+
+def _normalize_tag(tag: str) -> str:
+    from layerkit.worker.session import normalize_tag
+
+    return normalize_tag(tag)
+
+
+def _still_valid(root: Path, payload: Mapping[str, Any]) -> bool:
+    blobs = [payload["image_id"], *payload["layer_blobs"]]
+    if not all(blob_exists(root, b) for b in blobs):
+        return False
+    if not all(snapshot_committed(root, sid) for _, sid, _ in payload["results"] if sid):
+        return False
+    if not all(blob_exists(root, d) for _, _, blobs in payload["results"] for d in blobs):
+        return False
+    keys = sorted({k for k, _, _ in payload["results"]})
+    if not keys:
+        return True
+    conn = sqlite3.connect(f"file:{root / 'cache.db'}?mode=ro", uri=True,
+                           timeout=_BUSY_TIMEOUT_S)
+    try:
+        marks = ",".join("?" * len(keys))
+        found = conn.execute(f"SELECT COUNT(*) FROM steps WHERE key IN ({marks})",
+                             keys).fetchone()[0]
+    finally:
+        conn.close()
+    return int(found) == len(keys)
+
+
+def _touch_and_tag(root: Path, payload: Mapping[str, Any], names: Sequence[str]) -> None:
+    """What the full path would write: last-used times (for prune) and the tags."""
+    keys = sorted({k for k, _, _ in payload["results"]})
+    now = time.time()
+    conn = sqlite3.connect(root / "cache.db", timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+        if keys:
+            marks = ",".join("?" * len(keys))
+            conn.execute(f"UPDATE steps SET last_used=? WHERE key IN ({marks})", [now, *keys])
+    finally:
+        conn.close()
+    if names:
+        from layerkit.content.images import ImageIndex
+
+        with ImageIndex(root) as index:
+            for name in names:
+                current = index.get(name)
+                if current is None or current.config_digest != payload["image_id"]:
+                    index.tag(name, payload["image_id"], payload["manifest_digest"])
+
+
+def _render(mode: str, stream: TextIO, payload: Mapping[str, Any]) -> None:
+    from layerkit.progress import make_renderer
+    from layerkit.progress.events import BuildDone, StepCached, StepStarted
+
+    renderer = make_renderer(mode, stream)
+    started = time.monotonic()
+    numbers = sorted(int(n) for n in payload["labels"])
+    try:
+        for number in numbers:
+            label, stage, index = payload["labels"][str(number)]
+            renderer.emit(StepStarted(number, label, stage, int(index)))
+            renderer.emit(StepCached(number, "local cache"))
+        renderer.emit(BuildDone(True, time.monotonic() - started, len(numbers), len(numbers)))
+    finally:
+        renderer.close()

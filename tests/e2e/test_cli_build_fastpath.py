@@ -1,0 +1,138 @@
+"""The no-op fast path (worker/memo.py) says exactly what the full path says, and
+falls back to it whenever an input may have changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from support.buildenv import BuildEnv, cli, make_build_env
+
+DOCKERFILE = """\
+FROM busybox AS base
+WORKDIR /srv
+RUN head -c 8 /dev/urandom | od -An -tx1 > /srv/random
+COPY app.sh ./
+ARG VERSION=dev
+LABEL version=$VERSION
+CMD ["sh", "/srv/app.sh"]
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path, busybox_docker_archive: Path) -> BuildEnv:
+    return make_build_env(tmp_path, busybox_docker_archive)
+
+
+def _age(ctx: Path) -> None:
+    """Make every context file older than the racy window, as files usually are:
+    mtimes can be set back, ctimes cannot, so wait the window out."""
+    past = time.time() - 60
+    for path in [ctx, *ctx.rglob("*")]:
+        os.utime(path, (past, past), follow_symlinks=False)
+    time.sleep(2.1)
+
+
+def _build(env: BuildEnv, ctx: Path, *extra: str, fast: bool = True) -> tuple[str, dict]:
+    md = env.tmp / "md.json"
+    proc = cli("build", "--progress", "plain", "--metadata-file", str(md), "-t", "app:1",
+               *extra, str(ctx), root=env.root,
+               env={"LAYERKIT_MEMO_TRACE": str(_trace(env))} if fast
+               else {"LAYERKIT_NO_FASTPATH": "1"})
+    return proc.stderr, json.loads(md.read_text())
+
+
+def _trace(env: BuildEnv) -> Path:
+    return env.tmp / "memo-trace.txt"
+
+
+def _hits(env: BuildEnv) -> int:
+    path = _trace(env)
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _normalise(progress: str) -> str:
+    return re.sub(r"\d+\.\d+s", "T", progress)
+
+
+def test_fast_path_reports_exactly_what_the_full_path_reports(env: BuildEnv) -> None:
+    ctx = env.context({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    _age(ctx)
+    _build(env, ctx, fast=False)  # cold: records the memo
+    slow, slow_md = _build(env, ctx, fast=False)
+    fast, fast_md = _build(env, ctx)
+    assert _hits(env) == 1, "the third build must be answered by the memo"
+    assert _normalise(fast) == _normalise(slow)
+    assert fast_md == slow_md
+    assert all(s["status"] == "cached" for s in fast_md["steps"])
+
+
+def test_touch_is_still_a_no_op_and_an_edit_takes_the_full_path(env: BuildEnv) -> None:
+    ctx = env.context({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    _age(ctx)
+    _build(env, ctx)
+    first = _build(env, ctx)[1]
+    os.utime(ctx / "app.sh", (time.time() - 30, time.time() - 30))  # touch: new mtime only
+    touched = _build(env, ctx)[1]  # full path (stats changed): still all cached
+    assert all(s["status"] == "cached" for s in touched["steps"])
+    time.sleep(2.1)
+    _build(env, ctx)  # records the memo for the touched stats
+    hits = _hits(env)
+    touched = _build(env, ctx)[1]  # answered by the memo
+    assert _hits(env) == hits + 1
+    assert touched["containerimage.config.digest"] == first["containerimage.config.digest"]
+    assert all(s["status"] == "cached" for s in touched["steps"])
+    (ctx / "app.sh").write_text("echo edited\n")
+    _age(ctx)
+    hits = _hits(env)
+    edited = _build(env, ctx)[1]
+    assert _hits(env) == hits
+    ran = [s["instruction"] for s in edited["steps"] if s["status"] == "ran"]
+    assert ran == ["COPY app.sh ./"]
+    assert edited["containerimage.config.digest"] != first["containerimage.config.digest"]
+
+
+def test_a_fresh_file_is_not_trusted_from_the_memo(env: BuildEnv) -> None:
+    ctx = env.context({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    _age(ctx)
+    _build(env, ctx)
+    _build(env, ctx)
+    # Same size, same mtime as before, new content: only the ctime tells, and the
+    # file is inside the racy window, so the full path must hash it.
+    st = (ctx / "app.sh").stat()
+    (ctx / "app.sh").write_text("echo HI\n")
+    os.utime(ctx / "app.sh", ns=(st.st_atime_ns, st.st_mtime_ns))
+    hits = _hits(env)
+    md = _build(env, ctx)[1]
+    assert _hits(env) == hits
+    assert [s["instruction"] for s in md["steps"] if s["status"] == "ran"] == ["COPY app.sh ./"]
+
+
+def test_retagged_base_image_misses_the_memo(env: BuildEnv) -> None:
+    ctx = env.context({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    _age(ctx)
+    _build(env, ctx)
+    before = _build(env, ctx)[1]
+    # Point busybox:latest at the image we just built: every step must rebuild on it.
+    assert _hits(env) == 1
+    cli("tag", before["containerimage.config.digest"], "busybox:latest", root=env.root)
+    after = _build(env, ctx)[1]
+    assert _hits(env) == 1
+    assert any(s["status"] == "ran" for s in after["steps"])
+
+
+def test_pruned_results_take_the_full_path(env: BuildEnv) -> None:
+    ctx = env.context({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    _age(ctx)
+    _build(env, ctx)
+    _build(env, ctx)
+    assert _hits(env) == 1
+    cli("prune", "--all", "-f", root=env.root)
+    md = _build(env, ctx)[1]
+    assert _hits(env) == 1
+    assert any(s["status"] == "ran" for s in md["steps"])
