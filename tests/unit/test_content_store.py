@@ -297,3 +297,13 @@ def test_sigkill_during_writes_never_leaves_a_partial_blob(tmp_path: Path) -> No
 def test_lock_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError), exclusive_lock(tmp_path, "../escape"):
         pass
+
+
+def test_ingest_with_a_known_digest_moves_without_rereading(tmp_path: Path) -> None:
+    store = ContentStore(tmp_path / "root")
+    src = tmp_path / "blob"
+    src.write_bytes(b"layer bytes")
+    digest = "sha256:" + hashlib.sha256(b"layer bytes").hexdigest()
+    info = store.ingest_file(src, move=True, expected_digest=digest, digest_known=True)
+    assert info.digest == digest and info.size == len(b"layer bytes")
+    assert store.read_bytes(digest) == b"layer bytes" and not src.exists()

@@ -19,7 +19,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from layerkit.snapshot.tarwriter import DiffResult, LayerWriter, read_xattrs
+from layerkit.snapshot.tarwriter import DiffResult, LayerReuse, LayerWriter, read_xattrs
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -90,9 +90,11 @@ def diff_overlay(
     out: Path,
     *,
     source_date_epoch: int | None = None,
+    reuse: LayerReuse | None = None,
 ) -> DiffResult:
-    """Write the layer for ``upper`` (on top of ``lowers``, top first) to ``out``."""
-    with LayerWriter(out, source_date_epoch) as writer:
+    """Write the layer for ``upper`` (on top of ``lowers``, top first) to ``out``;
+    ``reuse``: an earlier layer whose unchanged file entries are copied, not re-encoded."""
+    with LayerWriter(out, source_date_epoch, reuse) as writer:
         _walk_upper(writer, upper, lowers, "")
     assert writer.result is not None
     return writer.result

@@ -35,7 +35,7 @@ from layerkit.snapshot.apply import ApplyResult, apply_layer
 from layerkit.snapshot.diff import diff_naive, diff_overlay
 from layerkit.snapshot.driver import Driver, choose_driver, overlay_extra_options
 from layerkit.snapshot.mount import PAGE_SIZE, Mount, mounted, remove_tree
-from layerkit.snapshot.tarwriter import DiffResult
+from layerkit.snapshot.tarwriter import DiffResult, LayerReuse
 
 MARKER = "committed"
 _GRACE_SECONDS = 30  # a directory this young may still be getting its lock
@@ -175,16 +175,26 @@ class Snapshotter:
             raise
 
     def _new_dir(self) -> str:
-        while True:
-            sid = secrets.token_hex(6)
-            try:
-                self._path(sid).mkdir()
-            except FileExistsError:
-                continue
-            fd = os.open(self._path(sid) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # The directory appears under its id only once its lock is held: it is
+        # made as a young ".new-*" directory (which collectors skip), locked,
+        # then renamed (the flock follows the inode). Locking after creating it
+        # under its final name let another process's collect_garbage see a free
+        # lock in between and delete the snapshot being built.
+        staging = Path(tempfile.mkdtemp(prefix=".new-", dir=self.dir))
+        fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self._locks[sid] = fd
-            return sid
+            while True:
+                sid = secrets.token_hex(6)
+                if os.path.lexists(self._path(sid)):
+                    continue
+                os.rename(staging, self._path(sid))
+                self._locks[sid] = fd
+                return sid
+        except BaseException:
+            os.close(fd)
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     def _release(self, sid: str) -> None:
         fd = self._locks.pop(sid, None)
@@ -372,8 +382,10 @@ class Snapshotter:
         return apply_layer(layer, fs, whiteouts="overlay", lowers=self._lowers(parents))
 
     def diff(self, key_or_id: str, out: Path, *,
-             source_date_epoch: int | None = None) -> DiffResult:
-        """Write the layer tar of this snapshot's own changes to ``out``."""
+             source_date_epoch: int | None = None, reuse: LayerReuse | None = None,
+             ) -> DiffResult:
+        """Write the layer tar of this snapshot's own changes to ``out`` (``reuse``:
+        see :class:`~layerkit.snapshot.tarwriter.LayerReuse`; overlay only)."""
         sid, _active = self._resolve(key_or_id)
         parents = self.parents(key_or_id)
         fs = self._path(sid) / "fs"
@@ -381,7 +393,7 @@ class Snapshotter:
             old = self._path(parents[-1]) / "fs" if parents else None
             return diff_naive(fs, old, out, source_date_epoch=source_date_epoch)
         return diff_overlay(fs, self._lowers(parents), out,
-                            source_date_epoch=source_date_epoch)
+                            source_date_epoch=source_date_epoch, reuse=reuse)
 
 
 def _split_tail(tail: str) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 
@@ -67,11 +68,87 @@ def read_xattrs(path: Path) -> dict[str, bytes]:
     return out
 
 
+_XATTR_PAX = "SCHILY.xattr."
+
+
+@dataclass(frozen=True)
+class _OldEntry:
+    offset: int  # where its first header block starts (a PAX header included)
+    length: int  # headers + data + padding
+    header: tuple[int, int, int, int, int]  # mode, uid, gid, mtime, size
+    xattrs: dict[str, str]
+
+
+class LayerReuse:
+    """An earlier layer tar whose regular-file entries may be copied byte for byte.
+
+    An entry is copied only when the file now being written is the **same inode** as
+    the file the old layer was made from (``old_fs``, a committed snapshot's own files,
+    hardlinked into the new snapshot) and its name, mode, owner, clamped mtime, size and
+    xattrs equal the old header's: the header bytes are a function of exactly those, and
+    the data is that inode's content, so the bytes are those a fresh ``add`` writes.
+    """
+
+    def __init__(self, blob: Path, old_fs: Path) -> None:
+        self.blob = blob
+        self.old_fs = old_fs
+        self.spliced = 0  # entries copied (for tests and the worker's report)
+        self._index: dict[str, _OldEntry] | None = None
+        self._fh: BinaryIO | None = None
+
+    def _entries(self) -> dict[str, _OldEntry]:
+        if self._index is None:
+            index: dict[str, _OldEntry] = {}
+            with tarfile.open(self.blob) as tar:
+                for m in tar:
+                    if not m.isreg():
+                        continue
+                    end = m.offset_data + -(-m.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+                    xattrs = {k[len(_XATTR_PAX):]: v for k, v in m.pax_headers.items()
+                              if k.startswith(_XATTR_PAX)}
+                    index[m.name] = _OldEntry(m.offset, end - m.offset,
+                                              (m.mode, m.uid, m.gid, int(m.mtime), m.size),
+                                              xattrs)
+            self._index = index
+        return self._index
+
+    def span(self, name: str, path: Path, st: os.stat_result,
+             mtime: int) -> tuple[int, int] | None:
+        """(offset, length) of the old bytes for this entry, or None: encode it afresh."""
+        old = self._entries().get(name)
+        if old is None or old.header != (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                                          mtime, st.st_size):
+            return None
+        try:
+            ost = os.lstat(self.old_fs / name)
+        except OSError:
+            return None
+        if (ost.st_dev, ost.st_ino) != (st.st_dev, st.st_ino):
+            return None
+        xattrs = {k: v.decode("utf-8", "surrogateescape")
+                  for k, v in read_xattrs(path).items()}
+        if xattrs != old.xattrs:
+            return None
+        return old.offset, old.length
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self._fh is None:
+            self._fh = open(self.blob, "rb")  # noqa: SIM115 - closed in close()
+        return os.pread(self._fh.fileno(), length, offset)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
 class LayerWriter:
     """Context manager: ``add`` entries, then the result is in ``.result``."""
 
-    def __init__(self, out: Path, source_date_epoch: int | None = None) -> None:
+    def __init__(self, out: Path, source_date_epoch: int | None = None,
+                 reuse: LayerReuse | None = None) -> None:
         self.out = out
+        self.reuse = reuse
         self.epoch = source_date_epoch
         self._tmp = out.with_name(out.name + ".tmp")
         self._file = _HashingFile(self._tmp)
@@ -90,6 +167,8 @@ class LayerWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.reuse is not None:
+            self.reuse.close()
         if exc_type is None:
             self._tar.close()
             self._file.close()
@@ -133,6 +212,8 @@ class LayerWriter:
                 return
             if st.st_nlink > 1:
                 self._links[key] = name
+            if self.reuse is not None and self._splice(name, path, st, int(info.mtime)):
+                return
             info.size = st.st_size
             with open(path, "rb") as fh:
                 self._tar.addfile(info, fh)
@@ -150,6 +231,28 @@ class LayerWriter:
         else:
             return  # sockets and the like have no place in a layer
         self._tar.addfile(info)
+
+    def _splice(self, name: str, path: Path, st: os.stat_result, mtime: int) -> bool:
+        """Copy this entry's bytes from the reused layer, when they are the same."""
+        assert self.reuse is not None
+        span = self.reuse.span(name, path, st, mtime)
+        if span is None:
+            return False
+        offset, length = span
+        # What TarFile.addfile does, with the bytes already encoded: write through the
+        # tar's stream and advance its offset, so later entries and the end are in step.
+        stream = self._tar.fileobj
+        assert stream is not None
+        while length > 0:
+            chunk = self.reuse.read(offset, min(length, 1 << 20))
+            if not chunk:
+                raise OSError(f"{self.reuse.blob}: truncated layer")
+            stream.write(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+            self._tar.offset += len(chunk)
+        self.reuse.spliced += 1
+        return True
 
     def add_marker(self, name: str, mtime: float) -> None:
         """Add an empty ``.wh.*`` marker file (whiteout or opaque)."""

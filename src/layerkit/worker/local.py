@@ -38,7 +38,9 @@ from layerkit.worker.store import Store, blob_exists, snapshot_committed
 
 if TYPE_CHECKING:
     from layerkit.context.checksum import ContextHasher
+    from layerkit.context.dockerignore import IgnoreRules
     from layerkit.executor.mounts import MountSpec
+    from layerkit.worker.copyreuse import CopyPlan, Previous
     from layerkit.worker.remote import RemoteAccess
 
 __all__ = ["LocalWorker"]
@@ -77,6 +79,8 @@ class LocalWorker:
         self._reaped = False
         self._scratch_dir: Path | None = None
         self._downloads: dict[str, Path] = {}
+        # (step label, files reused by hardlink) per incremental COPY (worker/copyreuse.py)
+        self.copy_reuse: list[tuple[str, int]] = []
 
     def close(self) -> None:
         for hasher in self._hashers.values():
@@ -358,9 +362,48 @@ class LocalWorker:
         self, parent: StepResult | None, op: FileOp, inputs: Sequence[InputValue],
         ctx: ExecContext,
     ) -> StepResult:
+        parent = self._local(parent)
+        workdir = ctx.config.working_dir or "/"
+        plan = self._copy_plan(parent, op, inputs, workdir)
+        prev = None
+        if plan is not None:
+            from layerkit.worker import copyreuse
+
+            prev = copyreuse.previous(self.store.root, self.store.snapshots.dir, plan)
+            if prev is not None and not prev.reusable:
+                prev = None
+        try:
+            return self._run_file(parent, op, inputs, ctx, workdir, plan, prev)
+        except Exception as exc:
+            from layerkit.worker.copyreuse import ReuseFailed
+
+            if not isinstance(exc, ReuseFailed):
+                raise
+            # The old snapshot is not what its record says: copy everything.
+            return self._run_file(parent, op, inputs, ctx, workdir, plan, None)
+
+    def _copy_plan(self, parent: StepResult | None, op: FileOp, inputs: Sequence[InputValue],
+                   workdir: str) -> CopyPlan | None:
+        """An incremental-COPY plan (worker/copyreuse.py) when the step qualifies."""
+        from layerkit.worker import copyreuse
+
+        if not copyreuse.enabled():
+            return None
+        ctx_input = next((v for v in inputs if isinstance(v, ContextInput)), None)
+        if ctx_input is None:
+            return None
+        return copyreuse.plan_copy(
+            op, inputs, parent_ref=parent.ref if parent else "",
+            context_root=self._context_root(ctx_input.name),
+            ignore=self._hasher(ctx_input.name).rules, workdir=workdir, epoch=self.epoch,
+            driver=self.store.snapshots.driver)
+
+    def _run_file(
+        self, parent: StepResult | None, op: FileOp, inputs: Sequence[InputValue],
+        ctx: ExecContext, workdir: str, plan: CopyPlan | None, prev: Previous | None,
+    ) -> StepResult:
         from layerkit.snapshot.mount import mounted
 
-        parent = self._local(parent)
         snaps = self.store.snapshots
         key = f"file-{uuid.uuid4().hex}"
         mount = snaps.prepare(key, [parent.ref] if parent else [])
@@ -379,25 +422,60 @@ class LocalWorker:
                     else:
                         roots[i] = None
                 dest = stack.enter_context(mounted(mount, target))
-                self._apply_file_op(op, dest, roots, inputs, ctx.config.working_dir or "/")
+                if prev is None or plan is None:
+                    self._apply_file_op(op, dest, roots, inputs, workdir)
+                else:
+                    top = self._apply_incremental(op, dest, roots, inputs, workdir, plan, prev)
             target.rmdir()
+            if prev is not None and plan is not None:
+                from layerkit.worker.copyreuse import link_unchanged
+
+                linked = link_unchanged(prev, snaps.fs(key), plan, top[0], dest_existed=top[1])
+                with self._lock:
+                    self.copy_reuse.append((ctx.label, linked))
             if ctx.cancelled.is_set():
                 raise ExecFailed("canceled")
-            return self._commit(key)
+            if plan is None:
+                return self._commit(key)
+            return self._commit_copy(key, plan, prev)
         except BaseException:
             with contextlib.suppress(Exception):
                 snaps.remove(key)
             raise
 
+    def _apply_incremental(
+        self, op: FileOp, dest: Path, roots: Mapping[int, Path | None],
+        inputs: Sequence[InputValue], workdir: str, plan: CopyPlan, prev: Previous,
+    ) -> tuple[str, bool]:
+        """The copy without the reusable files; returns the destination directory relative
+        to the root and whether it existed before the copy."""
+        from layerkit.snapshot.scope import resolve_in_root
+        from layerkit.worker.copyreuse import SkipUnchanged
+
+        top = resolve_in_root(dest, plan.dest, follow_final=True)
+        existed = os.path.isdir(top)
+        rules = self._hasher(next(v for v in inputs if isinstance(v, ContextInput)).name).rules
+        self._apply_file_op(op, dest, roots, inputs, workdir,
+                            ignore=SkipUnchanged(rules, prev))
+        if existed and prev.skipped:
+            # A full copy creates entries in an existing destination, which copies it up
+            # into this layer; the links made later need it there too. chown to its own
+            # owner is the smallest change that copies a directory up.
+            st = os.lstat(top)
+            os.chown(top, st.st_uid, st.st_gid, follow_symlinks=False)
+        return os.path.relpath(top, dest), existed
+
     def _apply_file_op(self, op: FileOp, dest: Path, roots: Mapping[int, Path | None],
-                       inputs: Sequence[InputValue], workdir: str) -> None:
+                       inputs: Sequence[InputValue], workdir: str,
+                       ignore: IgnoreRules | None = None) -> None:
         from layerkit.context.dockerignore import parse_ignore_file
         from layerkit.fileops import apply_file_op
 
         context_inputs = [i for i, v in enumerate(inputs) if isinstance(v, ContextInput)]
         # One ignore rule set per op: a COPY reads from one context (main or named).
-        ignore = (self._hasher(inputs[context_inputs[0]].name).rules  # type: ignore[union-attr]
-                  if context_inputs else parse_ignore_file("", "none"))
+        if ignore is None:
+            ignore = (self._hasher(inputs[context_inputs[0]].name).rules  # type: ignore[union-attr]
+                      if context_inputs else parse_ignore_file("", "none"))
         apply_file_op(op, dest_root=dest, inputs=roots, ignore=ignore, epoch=self.epoch,
                       fetch=self._fetch, context_inputs=context_inputs, workdir=workdir)
 
@@ -421,6 +499,19 @@ class LocalWorker:
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
         return "sha256:" + h.hexdigest()
+
+    def _commit_copy(self, key: str, plan: CopyPlan, prev: Previous | None) -> StepResult:
+        """``_commit`` for a COPY that may be reused later: its source fingerprints are
+        kept with the snapshot, and its layer tar copies the unchanged entries of the
+        previous one (``prev``) instead of encoding them again."""
+        from layerkit.worker import copyreuse
+
+        copyreuse.record(self.store.snapshots.fs(key).parent, plan)
+        sid = self.store.snapshots.commit(key)
+        reuse = copyreuse.layer_reuse(self.store.root, prev) if prev else None
+        meta = copyreuse.publish_reusing(self.store, sid, self.epoch, reuse)
+        copyreuse.remember(self.store.root, plan, sid, meta["diff_id"])
+        return StepResult(sid, meta)
 
     def _commit(self, key: str) -> StepResult:
         from layerkit.worker.publish import publish_diff

@@ -28,7 +28,8 @@ def publish_diff(store: Store, sid: str, epoch: int | None) -> dict[str, str]:
         if content.has(diff.diff_id):
             diff.path.unlink()
         else:
-            content.ingest_file(diff.path, move=True, expected_digest=diff.diff_id)
+            content.ingest_file(diff.path, move=True, expected_digest=diff.diff_id,
+                                digest_known=True)  # the diff hashed what it wrote
     finally:
         tmp.unlink(missing_ok=True)
     # "created" feeds the image history: a cached rebuild reuses it, so the same
