@@ -136,3 +136,16 @@ def test_pruned_results_take_the_full_path(env: BuildEnv) -> None:
     md = _build(env, ctx)[1]
     assert _hits(env) == 1
     assert any(s["status"] == "ran" for s in md["steps"])
+
+
+def test_a_registry_base_is_answered_once_unpacked(env: BuildEnv, pushed_busybox: str) -> None:
+    ctx = env.context({
+        "Dockerfile": f"FROM {pushed_busybox}\nCOPY app.sh /srv/\nRUN cat /srv/app.sh\n",
+        "app.sh": "echo hi\n",
+    })
+    _age(ctx)
+    first = _build(env, ctx)[1]  # pulls lazily, unpacks for the RUN, records the memo
+    again = _build(env, ctx)[1]
+    assert _hits(env) == 1
+    assert again["containerimage.config.digest"] == first["containerimage.config.digest"]
+    assert all(s["status"] == "cached" for s in again["steps"])

@@ -44,6 +44,7 @@ from layerkit.worker.options import BuildOptions
 from layerkit.worker.store import blob_exists, default_root, snapshot_committed
 
 MEMO_SCHEMA = "layerkit.memo.v1"
+_REMOTE = "remote:"  # a layer-chain result (worker.local.REMOTE_PREFIX)
 RACY_WINDOW_NS = 2_000_000_000
 _BUSY_TIMEOUT_S = 30.0
 # Set to any value to always take the full path (tests compare the two).
@@ -198,7 +199,7 @@ def record(
     of every numbered step (the blobs its result names: layer, base config);
     ``layer_blobs`` the image's layer diff_ids.
     """
-    if cap is None or not cap.stable or any(ref.startswith("remote:") for _, ref, _ in results):
+    if cap is None or not cap.stable:
         return
     try:
         fingerprint = _fingerprint(cap, names)
@@ -284,7 +285,12 @@ def _still_valid(root: Path, payload: Mapping[str, Any]) -> bool:
     blobs = [payload["image_id"], *payload["layer_blobs"]]
     if not all(blob_exists(root, b) for b in blobs):
         return False
-    if not all(snapshot_committed(root, sid) for _, sid, _ in payload["results"] if sid):
+    refs = [ref for _, ref, _ in payload["results"] if ref]
+    local = [ref for ref in refs if not ref.startswith(_REMOTE)]
+    if not all(snapshot_committed(root, sid) for sid in local):
+        return False
+    chains = [ref.removeprefix(_REMOTE) for ref in refs if ref.startswith(_REMOTE)]
+    if chains and not _chains_unpacked(root, chains):
         return False
     if not all(blob_exists(root, d) for _, _, blobs in payload["results"] for d in blobs):
         return False
@@ -300,6 +306,26 @@ def _still_valid(root: Path, payload: Mapping[str, Any]) -> bool:
     finally:
         conn.close()
     return int(found) == len(keys)
+
+
+def _chains_unpacked(root: Path, chains: Sequence[str]) -> bool:
+    """A ``remote:<chainID>`` result (a registry base) is usable offline once its layer
+    stack is unpacked here (the worker's ``has_result`` rule); otherwise only the full
+    path, which may reach the registry, can tell."""
+    path = root / "worker.db"
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S)
+    try:
+        for chain in chains:
+            row = conn.execute("SELECT snapshot, diff_id FROM chains WHERE chain_id=?",
+                               (chain,)).fetchone()
+            if row is None or not snapshot_committed(root, row[0]) or not blob_exists(
+                    root, row[1]):
+                return False
+    finally:
+        conn.close()
+    return True
 
 
 def _touch_and_tag(root: Path, payload: Mapping[str, Any], names: Sequence[str]) -> None:
