@@ -37,4 +37,22 @@ pytest: setup
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .demo .measure
+
+# Hardening (docs/reliability.md). `make fuzz` runs the fuzzers long
+# (LAYERKIT_FUZZ_EXAMPLES per property, default 100000); `make hardening-long`
+# also runs the long kill-anywhere variant and a 1 GiB compression bomb.
+.PHONY: hardening fuzz hardening-long
+FUZZ_EXAMPLES ?= 100000
+
+hardening: setup
+	$(BIN)/pytest -q -p no:cacheprovider tests/hardening
+
+fuzz: setup
+	LAYERKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LAYERKIT_FUZZ_SEED=random \
+		$(BIN)/pytest -q -p no:cacheprovider tests/hardening/fuzz
+
+hardening-long: setup
+	LAYERKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LAYERKIT_FUZZ_SEED=random \
+	LAYERKIT_KILLS=500 LAYERKIT_BOMB_BYTES=1073741824 \
+		$(BIN)/pytest -q -p no:cacheprovider tests/hardening

@@ -53,16 +53,23 @@ class IgnoreRules:
 
     def __init__(self, rules: Sequence[IgnoreRule] = (), source: str | None = None) -> None:
         """Check and compile every pattern now; a bad one is a ContextError."""
-        self.rules: tuple[IgnoreRule, ...] = tuple(rules)
         self.source = source
+        kept: list[IgnoreRule] = []
         compiled: list[Pattern] = []
-        for rule in self.rules:
+        for rule in rules:
             try:
-                (pattern,) = PatternMatcher([rule.pattern]).patterns
+                patterns = PatternMatcher([rule.pattern]).patterns
+                if not patterns:
+                    # Blank after Go's TrimSpace (e.g. "/\r/" reads as "\r"): New drops it.
+                    continue
+                (pattern,) = patterns
                 pattern.compile()  # fail now, not halfway through a walk
             except BadPatternError as exc:
                 raise _pattern_error(rule, source, str(exc)) from exc
+            kept.append(rule)
             compiled.append(pattern)
+        # Kept rules stay index-aligned with the matcher's patterns (explain relies on it).
+        self.rules: tuple[IgnoreRule, ...] = tuple(kept)
         self.matcher = PatternMatcher.from_patterns(compiled)
 
     def __bool__(self) -> bool:

@@ -105,7 +105,10 @@ class FlatTree:
             if entry is not None and entry.info.issym():
                 hops += 1
                 if hops > _MAX_SYMLINKS:
-                    raise UnsafeLayerError(f"too many levels of symlinks resolving {path!r}")
+                    raise UnsafeLayerError(
+                        f"too many levels of symlinks resolving {path!r}",
+                        hint="the layer has a symlink loop; it is malformed or hostile",
+                    )
                 target = entry.info.linkname
                 if target.startswith("/"):
                     resolved = []
@@ -181,6 +184,12 @@ def _apply_layer(tree: FlatTree, members: list[tarfile.TarInfo], layer: int) -> 
             continue  # other .wh..wh.* names are aufs metadata
         regular.append((path, info))
     for path, info in regular:
+        if info.issparse():
+            # Expanding a sparse entry writes its holes: a tiny layer could fill the disk.
+            raise UnsafeLayerError(
+                f"layer {layer}: {info.name!r} is a sparse tar entry, which is not supported",
+                hint="re-create the layer without sparse files (tar without -S)",
+            )
         path = tree.resolve_parent(path)
         entry = Entry(path, info, layer)
         if info.issym():

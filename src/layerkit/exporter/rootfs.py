@@ -4,8 +4,8 @@ one tar (``type=tar``).
 Both start from :func:`flatten.flatten`, which already refused unsafe names
 and resolved whiteouts. The directory writer additionally never follows a
 symlink on disk (``O_NOFOLLOW``, ``lstat`` of every parent), skips device
-nodes with a warning unless running as root, and applies ownership only as
-root. The tar writer is deterministic: sorted entries, and with
+nodes with a warning (never created on the host), and applies ownership only
+as root. The tar writer is deterministic: sorted entries, and with
 ``SOURCE_DATE_EPOCH`` every mtime is clamped to it.
 """
 
@@ -155,11 +155,11 @@ class _DirWriter:
         elif info.isfifo():
             os.mkfifo(full, 0o600)
         elif info.ischr() or info.isblk():
-            if not self.as_root:
-                log.warning("skipping device node /%s: creating it needs root", path)
-                return
-            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
-            os.mknod(full, 0o600 | kind, os.makedev(info.devmajor, info.devminor))
+            # Never created on the host, even as root: an image's 0666 node for
+            # the host's disk would give every local user raw access to it.
+            log.warning("skipping device node /%s: layerkit does not create device nodes "
+                        "on the host, even as root (type=tar keeps them)", path)
+            return
         self._apply_meta(full, entry.link_source or entry)
 
     def _write_file(self, full: Path, source: Entry) -> None:

@@ -14,8 +14,9 @@ it before unpacking):
 * every member path is resolved in scope (``snapshot.scope.resolve_in_root``),
   so a symlink planted by an earlier member can never redirect a write
   outside the root;
-* device nodes are created only when running as root, else skipped with a
-  warning; sockets and unknown types are skipped with a warning;
+* device nodes are never created (skipped with a warning; docs/reliability.md
+  says why), sparse entries are refused, sockets and unknown types are skipped
+  with a warning;
 * ``.wh.`` names are ordinary files here (ADD is not a layer).
 
 Ownership is the tar's uid/gid, or the ``--chown`` owner for every entry;
@@ -177,11 +178,15 @@ class _Extractor:
             raise _fail(self.name, m.name,
                             f"symlink target {m.linkname!r} points outside the destination")
         if m.ischr() or m.isblk():
-            if not self.is_root:
-                self.result.warn(f"skipped device node {m.name!r} in {self.name} "
-                                 "(creating devices needs root)")
-                return
-        elif not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
+            # Never created, even as root: a 0666 node for the host's disk in a
+            # snapshot would be readable by anyone who can reach the store.
+            self.result.warn(f"skipped device node {m.name!r} in {self.name} "
+                             "(device nodes are not extracted)")
+            return
+        if m.issparse():
+            raise _fail(self.name, m.name, "sparse entries are not supported (expanding "
+                        "their holes could fill the disk); re-create the archive without -S")
+        if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
             self.result.warn(f"skipped {m.name!r} in {self.name}: unsupported type {m.type!r}")
             return
         try:
@@ -228,9 +233,6 @@ class _Extractor:
             return  # shares the target's inode and metadata
         elif m.isfifo():
             os.mkfifo(path, 0o600)
-        else:
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-            os.mknod(path, kind | 0o600, os.makedev(m.devmajor, m.devminor))
         uid, gid = (self.owner.uid, self.owner.gid) if self.owner else (m.uid, m.gid)
         self.chown(path, uid, gid)
         if not m.issym():

@@ -152,6 +152,11 @@ class _Unpacker:
             if m.ischr() or m.isblk():
                 self.warn(f"skipped device node {m.name!r} in layer (devices are not unpacked)")
                 return
+            if m.issparse():
+                # Expanding a sparse entry writes its holes as zeros: a 512-byte
+                # entry could fill the disk. Registries' layers never hold them.
+                raise _fail(m.name, "GNU/PAX sparse entries are not supported",
+                            "re-create the layer without sparse files (tar without -S)")
             if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
                 self.warn(f"skipped {m.name!r}: unsupported tar entry type {m.type!r}")
                 return
