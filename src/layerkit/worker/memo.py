@@ -236,6 +236,9 @@ def _as_cached(step: Mapping[str, Any]) -> dict[str, Any]:
 
 def replay(options: BuildOptions, stream: TextIO) -> Replayed | None:
     """Answer a CLI build from the memo, or None to take the full path."""
+    from layerkit.worker.cleanup import clean_leftovers
+
+    clean_leftovers(root_of(options))  # a killed build's mounts and containers
     if os.environ.get(DISABLE_ENV):
         return None
     cap = capture(options)

@@ -232,6 +232,9 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
     tags = tuple(dict.fromkeys(normalize_tag(t) for t in options.tags))
     pushes = _push_targets(options, specs, tags)
     local_names = tuple(dict.fromkeys((*tags, *_image_output_names(specs))))
+    from layerkit.worker.cleanup import clean_leftovers
+
+    clean_leftovers(memo.root_of(options))  # a killed build's mounts and containers
     # What the build reads, fingerprinted before it reads it (the no-op fast path).
     capture = memo.capture(options)
     s = _open(options)

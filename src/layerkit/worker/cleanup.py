@@ -1,0 +1,91 @@
+"""Cleaning up after killed builds, at the start of every build.
+
+A SIGKILLed build can leave its runc container, the container's rootfs mount,
+view mounts (``<root>/executor/layerkit-*``) and the mount of a snapshot it was
+filling (``<root>/snapshots/<id>/mnt``). Nothing a later build trusts depends on
+them (keys are recorded only after commit), but they hold disk and mount-table
+entries. Every build, the no-op fast path included, first looks for them with
+one read of ``/proc/self/mountinfo`` and one directory listing; only when
+something is there does it pay for the runtime and the snapshotter to remove
+what no live process owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+__all__ = ["clean_leftovers", "has_leftovers"]
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root).rstrip("/") + "/"
+    found: list[str] = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                point = line.split()[4].replace("\\040", " ")
+                if point.startswith(prefix):
+                    found.append(point)
+    except OSError:
+        return []
+    return found
+
+
+def has_leftovers(root: Path) -> bool:
+    """Cheap: is anything mounted under the store, or is an executor dir left?"""
+    if _mounts_under(root):
+        return True
+    try:
+        return any(os.scandir(root / "executor"))
+    except OSError:
+        return False
+
+
+def clean_leftovers(root: Path) -> None:
+    """Remove containers, mounts and bundles whose owning process is gone.
+
+    Anything a live build holds is left alone: containers and executor dirs carry
+    their owner's pid, and an active snapshot is flock-ed by its owner.
+    """
+    if os.geteuid() != 0 or not has_leftovers(root):
+        return
+    from layerkit.errors import LayerkitError
+    from layerkit.executor import ExecutorConfig, reap
+
+    with contextlib.suppress(LayerkitError, OSError):
+        reap(ExecutorConfig(root=root))
+    snapshots = root / "snapshots"
+    if not snapshots.is_dir():
+        return
+    from layerkit.snapshot.mount import unmount
+
+    for point in sorted(_mounts_under(snapshots), key=len, reverse=True):
+        rel = Path(point).relative_to(snapshots)
+        if not rel.parts or _held(snapshots / rel.parts[0]):
+            continue
+        with contextlib.suppress(LayerkitError, OSError):
+            unmount(Path(point))
+    # Abandoned active snapshots (no marker, lock free) are removed by the
+    # snapshotter when it opens the root.
+    from layerkit.snapshot import Snapshotter
+
+    with contextlib.suppress(LayerkitError, OSError):
+        Snapshotter(root)
+
+
+def _held(snapshot_dir: Path) -> bool:
+    """Does a live process hold this snapshot's lock (it is being filled)?"""
+    try:
+        fd = os.open(snapshot_dir / "lock", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
