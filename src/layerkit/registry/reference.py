@@ -80,7 +80,16 @@ class Reference:
         """The short form Docker prints: ``python:3.12``, ``me/app``, ``ghcr.io/x/y:1``."""
         name = self.name
         if self.registry == DOCKER_HUB:
-            name = self.repository.removeprefix("library/")
+            name = self.repository
+            # Only an official image loses "library/" (distribution's
+            # FamiliarName): "library/library/a" must stay "library/library/a".
+            if name.startswith("library/") and "/" not in name[len("library/"):]:
+                name = name[len("library/"):]
+            elif "/" in name:
+                first = name.split("/", 1)[0]
+                if "." in first or ":" in first or first == "localhost":
+                    # Without its registry, "a.b/c" would read as host "a.b".
+                    name = f"{DOCKER_HUB}/{name}"
         return name + self._suffix()
 
     def with_digest(self, digest: str) -> Reference:
