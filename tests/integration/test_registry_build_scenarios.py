@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from support.buildenv import REPO, require_build_env
+from support.docker import DockerDaemon
 from support.faultproxy import FaultPlan, FaultProxy, run_fault_proxy
 from support.images import OciImage, push_image
 from support.registry import HtpasswdAuth, RunningRegistry, start_registry
@@ -275,3 +276,26 @@ def test_cli_push_cache_to_and_cache_from_with_metadata_sources(
     assert {s["source"] for s in steps} == {f"registry cache {registry.address}/cli/cache:main"}
     assert f"CACHED (from registry cache {registry.address}/cli/cache:main)" in warm.stderr
     assert _skopeo(tool, image)["Digest"].startswith("sha256:")
+
+
+def test_a_pushed_image_is_pulled_and_run_by_a_real_docker_engine(
+    tmp_path: Path, registry: RunningRegistry, busybox_image: OciImage,
+    docker_daemon: DockerDaemon,
+) -> None:
+    base = registry.ref("library/busybox", "1.35")
+    push_image(busybox_image, base)
+    ctx = _project(tmp_path, f"FROM {base}\nCOPY app.txt /app/\n"
+                             'CMD ["/bin/busybox", "cat", "/app/app.txt"]\n')
+    dest = registry.ref("built/runme", "1")
+    meta = tmp_path / "meta.json"
+    _build(ctx, tmp_path / "store", tags=(dest,), push=True, metadata_file=str(meta))
+    pushed = json.loads(meta.read_text())["containerimage.digest"]
+    # Docker treats loopback registries as insecure (plain HTTP) by default.
+    docker_daemon.run("pull", dest)
+    try:
+        digests = docker_daemon.run("inspect", "--format", "{{json .RepoDigests}}", dest)
+        assert pushed in digests.stdout
+        ran = docker_daemon.run("run", "--rm", "--network", "none", dest)
+        assert ran.stdout == "app v1\n"
+    finally:
+        docker_daemon.run("rmi", "-f", dest, check=False)
