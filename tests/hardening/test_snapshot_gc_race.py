@@ -58,3 +58,25 @@ def test_abandoned_staging_directories_are_still_collected(tmp_path: Path) -> No
     os.utime(stale, (old, old))
     Snapshotter(root, driver="naive")
     assert not stale.exists()
+
+
+def test_collect_garbage_tolerates_entries_vanishing_under_it(tmp_path: Path) -> None:
+    """Another process renames its ``.new-*`` staging dir (or removes a snapshot)
+    between our listing and our lstat: that entry is simply not ours to collect."""
+    from unittest import mock
+
+    from layerkit.snapshot import Snapshotter
+
+    snaps = Snapshotter(tmp_path)
+    ghost = snaps.dir / ".new-ghost"
+    ghost.mkdir()
+    real_iterdir = Path.iterdir
+
+    def listing_then_vanish(self: Path):  # type: ignore[no-untyped-def]
+        entries = list(real_iterdir(self))
+        if self == snaps.dir and ghost.exists():
+            ghost.rmdir()
+        return iter(entries)
+
+    with mock.patch.object(Path, "iterdir", listing_then_vanish):
+        assert snaps.collect_garbage() == []

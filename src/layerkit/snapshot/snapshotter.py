@@ -246,7 +246,11 @@ class Snapshotter:
         for path in sorted(self.dir.iterdir()):
             if (path / MARKER).is_file() or path.name in self._locks:
                 continue
-            young = time.time() - path.lstat().st_mtime < _GRACE_SECONDS
+            try:
+                mtime = path.lstat().st_mtime
+            except FileNotFoundError:
+                continue  # another process renamed or removed it meanwhile
+            young = time.time() - mtime < _GRACE_SECONDS
             if path.name.startswith(".") and path.name != ".empty" and young:
                 continue
             if not self._abandoned(path):
@@ -262,7 +266,10 @@ class Snapshotter:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
-            return time.time() - path.lstat().st_mtime >= _GRACE_SECONDS
+            try:
+                return time.time() - path.lstat().st_mtime >= _GRACE_SECONDS
+            except FileNotFoundError:
+                return False  # renamed or removed by its owner meanwhile
         except NotADirectoryError:
             return True
         try:
