@@ -36,7 +36,9 @@ def _probe(root: Path) -> bool:
     if os.geteuid() != 0:
         return False
     root.mkdir(parents=True, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix=".probe-", dir=root))
+    # The owner's pid is in the name so a build killed mid-probe can be cleaned up
+    # (worker/cleanup.py) without touching another live process's probe.
+    base = Path(tempfile.mkdtemp(prefix=f".probe-{os.getpid()}-", dir=root))
     try:
         for d in ("l1", "l2", "u", "w", "m"):
             (base / d).mkdir()

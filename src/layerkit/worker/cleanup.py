@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["clean_leftovers", "has_leftovers"]
@@ -57,10 +58,12 @@ def clean_leftovers(root: Path) -> None:
 
     with contextlib.suppress(LayerkitError, OSError):
         reap(ExecutorConfig(root=root))
+    from layerkit.snapshot.mount import remove_tree, unmount
+
+    _clean_probes(root, remove_tree)
     snapshots = root / "snapshots"
     if not snapshots.is_dir():
         return
-    from layerkit.snapshot.mount import unmount
 
     for point in sorted(_mounts_under(snapshots), key=len, reverse=True):
         rel = Path(point).relative_to(snapshots)
@@ -74,6 +77,30 @@ def clean_leftovers(root: Path) -> None:
 
     with contextlib.suppress(LayerkitError, OSError):
         Snapshotter(root)
+
+
+def _clean_probes(root: Path, remove_tree: Callable[[Path], bool]) -> None:
+    """The overlayfs probe (``.probe-<pid>-*``) of a build killed mid-probe."""
+    try:
+        entries = [p for p in root.iterdir() if p.name.startswith(".probe-")]
+    except OSError:
+        return
+    for path in entries:
+        pid_text = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
+        if pid_text.isdigit() and _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            remove_tree(path)  # unmounts first, refuses to delete through a mount
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _held(snapshot_dir: Path) -> bool:
