@@ -35,6 +35,7 @@ from layerkit.context.patternmatcher import (
     BadPatternError,
     MatchInfo,
     PatternMatcher,
+    compiled_matcher,
     filepath_match,
     has_wildcards,
 )
@@ -210,23 +211,32 @@ def resolve_in_root(root: Path, rel: str) -> Path:
     return Path(base, resolved) if resolved else Path(base)
 
 
-def _clean_source(source: str) -> str:
-    """Lexically clean a source relative to the context root; refuse escapes."""
+def clean_relative(source: str) -> str | None:
+    """Lexically clean a path relative to a root ("" for the root itself); None when
+    its ``..`` components would climb out of the root."""
     parts: list[str] = []
     for comp in source.split("/"):
         if comp in ("", "."):
             continue
         if comp == "..":
             if not parts:
-                raise ContextError(
-                    f"COPY source {source!r} is outside the build context",
-                    hint=_OUTSIDE_HINT,
-                    reference="copy-source-outside-context",
-                )
+                return None
             parts.pop()
             continue
         parts.append(comp)
     return "/".join(parts)
+
+
+def _clean_source(source: str) -> str:
+    """Lexically clean a source relative to the context root; refuse escapes."""
+    clean = clean_relative(source)
+    if clean is None:
+        raise ContextError(
+            f"COPY source {source!r} is outside the build context",
+            hint=_OUTSIDE_HINT,
+            reference="copy-source-outside-context",
+        )
+    return clean
 
 
 def _name_bytes(name: str) -> bytes:
@@ -520,18 +530,13 @@ class ContextHasher:
     # -- errors ------------------------------------------------------------------
 
     def _exclude_matcher(self, excludes: Sequence[str]) -> PatternMatcher | None:
-        if not excludes:
-            return None
         try:
-            matcher = PatternMatcher(excludes)
-            for pattern in matcher.patterns:
-                pattern.compile()
+            return compiled_matcher(excludes)
         except BadPatternError as exc:
             raise ContextError(
                 f"invalid --exclude pattern in {list(excludes)!r}: {exc}",
                 hint='exclude patterns use .dockerignore syntax: "*", "?", "[a-z]", "**", "!"',
             ) from exc
-        return matcher if matcher.patterns else None
 
     def _missing(self, source: str, target: str, links: list[tuple[str, str]]) -> ContextError:
         if target and os.path.lexists(os.path.join(self._root, target)):

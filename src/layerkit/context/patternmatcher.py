@@ -583,3 +583,14 @@ def read_all(text: str | None) -> list[tuple[int, str]]:
                 pattern = pattern[1:]
         result.append((lineno, "!" + pattern if invert else pattern))
     return result
+
+
+def compiled_matcher(patterns: Sequence[str]) -> PatternMatcher | None:
+    """A matcher with every pattern compiled up front (so a bad pattern fails at the
+    flag, not mid-walk), or None when there is nothing to match."""
+    if not patterns:
+        return None
+    matcher = PatternMatcher(list(patterns))
+    for pattern in matcher.patterns:
+        pattern.compile()
+    return matcher if matcher.patterns else None

@@ -20,6 +20,7 @@ from layerkit.context.dockerignore import IgnoreRules
 from layerkit.context.patternmatcher import (
     BadPatternError,
     PatternMatcher,
+    compiled_matcher,
     filepath_match,
     has_wildcards,
 )
@@ -333,19 +334,14 @@ def _implied_mode(mode: ModeSpec | None) -> int:
 
 
 def _matcher(patterns: tuple[str, ...] | list[str], flag: str) -> PatternMatcher | None:
-    if not patterns:
-        return None
     try:
-        matcher = PatternMatcher(patterns)
-        for pattern in matcher.patterns:
-            pattern.compile()
+        return compiled_matcher(patterns)
     except BadPatternError as exc:
         raise FileOpError(
             f"invalid {flag} pattern in {list(patterns)!r}: {exc}",
             hint='patterns use .dockerignore syntax: "*", "?", "[a-z]", "**", "!"',
             reference="copy-invalid-pattern",
         ) from exc
-    return matcher if matcher.patterns else None
 
 
 def _matching_dirs(root: Path, pattern: str, ignore: IgnoreRules | None) -> list[str]:

@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from layerkit.context.checksum import resolve_in_root
+from layerkit.context.checksum import clean_relative, resolve_in_root
 from layerkit.context.dockerignore import IgnoreRules
 from layerkit.context.patternmatcher import BadPatternError, filepath_match, has_wildcards
 from layerkit.errors import LayerkitError
@@ -43,22 +43,15 @@ class SourceMatch:
 
 def clean_source(source: str, what: str) -> str:
     """Lexically clean a source relative to its root; refuse '..' escapes."""
-    parts: list[str] = []
-    for comp in source.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise FileOpError(
-                    f"{what} source {source!r} is outside the {_root_word(what)}",
-                    hint="sources cannot climb out of their root with '..'; move the file "
-                    "into the build context, or build from a directory that contains it",
-                    reference="copy-source-outside-context",
-                )
-            parts.pop()
-            continue
-        parts.append(comp)
-    return "/".join(parts)
+    clean = clean_relative(source)
+    if clean is None:
+        raise FileOpError(
+            f"{what} source {source!r} is outside the {_root_word(what)}",
+            hint="sources cannot climb out of their root with '..'; move the file "
+            "into the build context, or build from a directory that contains it",
+            reference="copy-source-outside-context",
+        )
+    return clean
 
 
 def _root_word(what: str) -> str:
