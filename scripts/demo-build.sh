@@ -42,22 +42,9 @@ step "making a busybox base image from $(command -v busybox) (an OCI layout)"
 (cd "$REPO/tests" && "$PY" -m support.images busybox --oci "$DEMO/busybox-oci" --tag latest)
 
 step "starting a local registry (docker-registry) on a free loopback port"
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-REG="127.0.0.1:$PORT"
-mkdir -p "$DEMO/registry"
-cat > "$DEMO/registry/config.yml" <<CONFIG
-{"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": true}},
- "storage": {"filesystem": {"rootdirectory": "$DEMO/registry/data"}},
- "http": {"addr": "$REG", "secret": "layerkit-demo"}}
-CONFIG
-docker-registry serve "$DEMO/registry/config.yml" >"$DEMO/registry/log" 2>&1 &
-REGISTRY_PID=$!
-trap 'kill "$REGISTRY_PID" 2>/dev/null || true; wait "$REGISTRY_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    if "$PY" -c "import urllib.request; urllib.request.urlopen('http://$REG/v2/')" \
-        2>/dev/null; then break; fi
-    sleep 0.1
-done
+# shellcheck source=scripts/lib-registry.sh
+source "$REPO/scripts/lib-registry.sh"
+start_registry "$DEMO/registry" "$PY"
 echo "registry at $REG (pid $REGISTRY_PID)"
 
 step "skopeo copy oci:busybox-oci docker://$REG/library/busybox:latest"

@@ -22,21 +22,9 @@ rm -rf "$WORK"
 mkdir -p "$WORK/registry"
 (cd "$REPO/tests" && "$PY" -m support.images busybox --oci "$WORK/busybox-oci" --tag latest) \
     >/dev/null
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-REG="127.0.0.1:$PORT"
-cat > "$WORK/registry/config.yml" <<CONFIG
-{"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": true}},
- "storage": {"filesystem": {"rootdirectory": "$WORK/registry/data"}},
- "http": {"addr": "$REG", "secret": "layerkit-measure"}}
-CONFIG
-docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
-REGISTRY_PID=$!
-trap 'kill "$REGISTRY_PID" 2>/dev/null || true; wait "$REGISTRY_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    if "$PY" -c "import urllib.request; urllib.request.urlopen('http://$REG/v2/')" \
-        2>/dev/null; then break; fi
-    sleep 0.1
-done
+# shellcheck source=scripts/lib-registry.sh
+source "$REPO/scripts/lib-registry.sh"
+start_registry "$WORK/registry" "$PY"
 skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/busybox-oci:latest" \
     "docker://$REG/library/busybox:latest"
 
