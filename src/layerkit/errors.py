@@ -21,7 +21,7 @@ Tree::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layerkit.fastclass import dataclass
 
 
 @dataclass(frozen=True)

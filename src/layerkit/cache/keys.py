@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final, Literal
 
+from layerkit.fastclass import dataclass
 from layerkit.graph.digest import canonical_json
 from layerkit.graph.ops import CacheMap
 

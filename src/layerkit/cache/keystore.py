@@ -19,11 +19,11 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 
 SCHEMA_VERSION = 1
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 
 import click
 
 from layerkit.commands.images import since
 from layerkit.content.images import ImageIndex
 from layerkit.content.store import ContentStore
+from layerkit.fastclass import dataclass
 from layerkit.store.catalog import ImageDetails, details, parse_created, resolve
 from layerkit.store.paths import resolve_root
 from layerkit.store.table import render_table

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.content.errors import ContentError
+from layerkit.fastclass import dataclass
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (

@@ -25,7 +25,7 @@ import os
 import stat as st
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -42,6 +42,7 @@ from layerkit.context.patternmatcher import (
 from layerkit.context.statcache import StatCache, stat_key
 from layerkit.context.walk import ContextEntry, WalkStats, walk_context
 from layerkit.errors import ContextError
+from layerkit.fastclass import dataclass
 
 __all__ = [
     "ContextHasher",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.context.patternmatcher import (
@@ -24,6 +23,7 @@ from layerkit.context.patternmatcher import (
     read_all,
 )
 from layerkit.errors import ContextError, Location
+from layerkit.fastclass import dataclass
 
 __all__ = ["IgnoreRule", "IgnoreRules", "load_ignore_rules", "parse_ignore_file"]
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 import stat as st
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from layerkit.context.dockerignore import IgnoreRules
 from layerkit.context.patternmatcher import MatchInfo
 from layerkit.errors import ContextError
+from layerkit.fastclass import dataclass
 
 __all__ = ["ContextEntry", "WalkStats", "kind_of", "walk_context"]
 

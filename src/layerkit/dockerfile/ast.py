@@ -7,7 +7,9 @@ instructions. Nodes are plain dataclasses so tests can build them by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layerkit.fastclass import dataclass
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 from layerkit.dockerfile.gostring import trim_left_space
+from layerkit.fastclass import dataclass
 
 DIRECTIVE_KEYS: frozenset[str] = frozenset({"syntax", "escape", "check"})
 VALID_ESCAPE_TOKENS = ("\\", "`")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from layerkit.dockerfile.flags import FlagError
 from layerkit.dockerfile.instructions import (
@@ -39,6 +39,7 @@ from layerkit.dockerfile.instructions import (
 from layerkit.dockerfile.mounts import parse_mount
 from layerkit.dockerfile.shell import ShellLex
 from layerkit.errors import DockerfileError, Location
+from layerkit.fastclass import dataclass
 
 __all__ = ["Expansion", "expand_instruction"]
 

@@ -17,8 +17,10 @@ instruction parser attaches the source location.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
+
+from layerkit.fastclass import dataclass
 
 __all__ = [
     "FlagError",

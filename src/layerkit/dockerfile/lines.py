@@ -9,9 +9,9 @@ byte (see ``gostring``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from layerkit.dockerfile.gostring import from_bytes, trim_left_space
+from layerkit.fastclass import dataclass
 
 # bufio.MaxScanTokenSize is 64 KiB and the token includes its "\n", so the
 # longest accepted line content is one byte less.

@@ -26,9 +26,10 @@ import csv
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from layerkit.dockerfile.flags import FlagError, suggest
+from layerkit.fastclass import dataclass
 
 __all__ = [
     "MOUNT_TYPES",

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 
 from layerkit.dockerfile import _shellglob
 from layerkit.errors import DockerfileError, Location
+from layerkit.fastclass import dataclass
 
 __all__ = ["ExpansionResult", "ShellLex", "env_from_list"]
 

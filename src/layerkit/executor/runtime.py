@@ -29,12 +29,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from layerkit.errors import BuildError
 from layerkit.executor.spec import SpecInputs, build_spec, nofile_limit
+from layerkit.fastclass import dataclass
 
 ENV = "LAYERKIT_RUNTIME"
 ID_PREFIX = "layerkit-"

@@ -5,10 +5,10 @@ explicit group the user's supplementary groups come from /etc/group members."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 from layerkit.snapshot.scope import resolve_in_root
 
 

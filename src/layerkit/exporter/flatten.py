@@ -19,11 +19,12 @@ import contextlib
 import posixpath
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import IO
 
 from layerkit.content.errors import ExportError, UnsafeLayerError
 from layerkit.content.store import ContentStore
+from layerkit.fastclass import dataclass
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"

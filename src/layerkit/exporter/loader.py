@@ -13,7 +13,6 @@ import json
 import lzma
 import re
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +24,7 @@ from layerkit.content.errors import ContentError, DigestMismatchError, InvalidDo
 from layerkit.content.layers import HashingReader, open_decompressed
 from layerkit.content.oci import Descriptor, ImageConfig, ImageIndex, ImageManifest
 from layerkit.content.store import ContentStore
+from layerkit.fastclass import dataclass
 
 _DIGEST_NAME_RE = re.compile(r"(?:^|/)(?:blobs/sha256/)?([a-f0-9]{64})(?:\.json)?$")
 _MAX_DOC = 16 << 20  # JSON documents bigger than this are not plausible

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from layerkit.content import mediatypes as mt
 from layerkit.content.compression_index import CompressionIndex
@@ -21,6 +20,7 @@ from layerkit.content.layers import Compression, HashingReader, compress_stream,
 from layerkit.content.oci import Descriptor, ImageManifest
 from layerkit.content.store import ContentStore
 from layerkit.exporter.image import ExportImage
+from layerkit.fastclass import dataclass
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import re
 import stat
-from dataclasses import dataclass
 from typing import Final
 
+from layerkit.fastclass import dataclass
 from layerkit.fileops.errors import FileOpError
 
 _CLAUSE: Final = re.compile(r"^([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)$")

@@ -9,11 +9,11 @@ the user's primary group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.errors import BuildError
 from layerkit.executor.user import resolve_user
+from layerkit.fastclass import dataclass
 from layerkit.fileops.errors import FileOpError
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from layerkit.context.checksum import clean_relative, resolve_in_root
 from layerkit.context.dockerignore import IgnoreRules
 from layerkit.context.patternmatcher import BadPatternError, filepath_match, has_wildcards
 from layerkit.errors import LayerkitError
+from layerkit.fastclass import dataclass
 from layerkit.fileops.errors import FileOpError
 
 

@@ -9,11 +9,11 @@ FROM lines and to give a bare ``ARG NAME`` inside a stage its value
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from layerkit.dockerfile.instructions import ArgInstruction
 from layerkit.dockerfile.shell import ShellLex
 from layerkit.errors import Location
+from layerkit.fastclass import dataclass
 from layerkit.frontend.platform import Platform
 
 __all__ = [

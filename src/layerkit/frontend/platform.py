@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import platform as _stdlib_platform
 import re
-from dataclasses import dataclass
 
 from layerkit.errors import FrontendError
+from layerkit.fastclass import dataclass
 
 __all__ = ["Platform", "host_platform", "parse_platform"]
 

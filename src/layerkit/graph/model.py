@@ -10,9 +10,10 @@ shown to the user.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from layerkit.fastclass import dataclass
 from layerkit.graph.ops import ConfigChange, ConfigOp, Op, SourceOp
 
 

@@ -16,9 +16,10 @@ fields of any op, so they can never enter a key.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, field, fields
 from typing import Any, Literal
 
+from layerkit.fastclass import dataclass
 from layerkit.graph.digest import digest_of
 
 SourceKind = Literal["scratch", "image", "local", "stage"]

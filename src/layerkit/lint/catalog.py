@@ -7,11 +7,11 @@ and explanation; ``docs/rules/`` holds identical copies (a unit test keeps them 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 from layerkit.errors import LintError
+from layerkit.fastclass import dataclass
 
 SEVERITIES = ("error", "warning", "info")
 DOCS_URI = "https://github.com/layerkit/layerkit/blob/main/docs/rules/{id}.md"

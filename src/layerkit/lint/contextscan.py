@@ -11,8 +11,10 @@ import fnmatch
 import os
 import posixpath
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+
+from layerkit.fastclass import dataclass
 
 MAX_ENTRIES = 200_000  # stop walking huge contexts; findings stay best-effort
 

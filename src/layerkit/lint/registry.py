@@ -4,8 +4,8 @@ registered under the id of its documentation file (``rules/<id>.md``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
+from layerkit.fastclass import dataclass
 from layerkit.lint.catalog import rule_doc
 from layerkit.lint.contextscan import ContextView
 from layerkit.lint.findings import Finding, Fix

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 
 from layerkit.dockerfile.ast import ParseResult
+from layerkit.fastclass import dataclass
 from layerkit.lint import (
     buildkit_rules,
     cache_rules,

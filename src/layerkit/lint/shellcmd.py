@@ -8,7 +8,9 @@ This is a deliberately small, forgiving reader, not a shell: it only has to find
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layerkit.fastclass import dataclass
 
 _OPERATORS = ("&&", "||", ";;", ";", "|", "&", "\n", "(", ")")
 _WRAPPERS = {"sudo", "time", "nice", "exec", "command", "nohup", "eatmydata", "doas"}

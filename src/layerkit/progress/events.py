@@ -8,8 +8,10 @@ fixed before the build starts so that parallel stages never renumber.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
+
+from layerkit.fastclass import dataclass
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
+from layerkit.fastclass import dataclass
 from layerkit.registry.errors import RegistryConfigError
 from layerkit.registry.reference import normalize_registry
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Protocol
 
 from layerkit.content import mediatypes as mt
 from layerkit.content.errors import ContentError
 from layerkit.content.oci import Descriptor, ImageConfig, ImageIndex, ImageManifest
+from layerkit.fastclass import dataclass
 from layerkit.frontend.platform import Platform
 from layerkit.registry.client import BlobSink, FetchedManifest, RegistryClient
 from layerkit.registry.errors import ManifestError

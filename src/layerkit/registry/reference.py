@@ -10,8 +10,9 @@ distribution's ``reference`` package.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from layerkit.fastclass import dataclass
 from layerkit.registry.errors import InvalidReferenceError
 
 DOCKER_HUB = "docker.io"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from dataclasses import dataclass
+
+from layerkit.fastclass import dataclass
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 

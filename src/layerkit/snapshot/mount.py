@@ -19,10 +19,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 
 MS_RDONLY = 1
 MS_BIND = 4096

@@ -14,10 +14,11 @@ import hashlib
 import os
 import stat
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
+
+from layerkit.fastclass import dataclass
 
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from layerkit.cache.explain import explain_miss
@@ -33,6 +33,7 @@ from layerkit.cache.keys import (
 )
 from layerkit.cache.keystore import KeyStore, StepRecord
 from layerkit.errors import BuildError, LayerkitError, Location
+from layerkit.fastclass import dataclass
 from layerkit.graph.model import (
     ContextInput,
     ImageInput,

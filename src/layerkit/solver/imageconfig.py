@@ -15,10 +15,11 @@ Follows BuildKit's dockerfile2llb dispatchers:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from layerkit.dockerfile.instructions import normalize_ports
+from layerkit.fastclass import dataclass
 from layerkit.graph.model import HistoryEntry
 from layerkit.graph.ops import ConfigChange
 

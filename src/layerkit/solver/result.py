@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
+from layerkit.fastclass import dataclass
 from layerkit.solver.imageconfig import ImageConfig
 from layerkit.solver.worker import StepResult
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from layerkit.cache.keystore import KeyStore
 from layerkit.errors import LayerkitError, Location
+from layerkit.fastclass import dataclass
 from layerkit.frontend import BaseImageConfig, Stage, StageGraph
 from layerkit.graph.lower import lower_stage
 from layerkit.graph.model import BuildDef, ImageInput

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol, runtime_checkable
 
 from layerkit.context.checksum import SourceChecksum
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 from layerkit.graph.model import ContextInput, UrlInput
 from layerkit.graph.ops import ExecOp, FileOp, SourceOp
 from layerkit.solver.imageconfig import ImageConfig

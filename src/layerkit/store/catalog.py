@@ -13,7 +13,6 @@ import calendar
 import json
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from layerkit.content.errors import ContentError, InvalidDocumentError
 from layerkit.content.images import ImageIndex, ImageRecord
 from layerkit.content.oci import ImageConfig
 from layerkit.content.store import ContentStore
+from layerkit.fastclass import dataclass
 
 _HUB_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/")
 

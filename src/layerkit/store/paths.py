@@ -9,8 +9,9 @@ images, prune, ...) resolves its ``--root`` through :func:`default_root`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from layerkit.fastclass import dataclass
 
 ROOT_ENV = "LAYERKIT_ROOT"
 

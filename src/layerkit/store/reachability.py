@@ -7,7 +7,10 @@ Roots of the graph:
   variants of those layers that ``content-index.db`` knows;
 * **key-store records** (``cache.db``): ``result.result.ref`` and every value of
   ``result.result.meta``. A value naming a committed snapshot references that
-  snapshot *and all its ancestors*; a ``sha256:`` digest references that blob;
+  snapshot *and all its ancestors*; a ``sha256:`` digest references that blob; a
+  ``remote:<chainID>`` ref (a registry base or imported cache layer chain, fetched
+  on demand) references the chain's snapshot when it is unpacked here, and is
+  never missing: when it is not unpacked the worker fetches it again;
 * **base-layer chains** (``worker.db`` table ``chains``): chainID → snapshot and
   its top layer's diff_id;
 * **in-progress snapshots**: an uncommitted snapshot directory lists its
@@ -27,13 +30,15 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from layerkit.fastclass import dataclass
 from layerkit.store.paths import StorePaths
 
 MARKER = "committed"  # snapshot/snapshotter.py: only a directory with it is a snapshot
+REMOTE_PREFIX = "remote:"  # worker/baseimage.py: a result that is a layer chain
 WORKER_DB = "worker.db"  # worker/store.py: tables ``chains`` and ``path_sums``
 CONTENT_INDEX_DB = "content-index.db"
 
@@ -266,7 +271,8 @@ def _config_diff_ids(paths: StorePaths, config_digest: str) -> list[str]:
 
 
 def _record_nodes(
-    paths: StorePaths, snapshots: Mapping[str, tuple[str, ...]], blobs: frozenset[str]
+    paths: StorePaths, snapshots: Mapping[str, tuple[str, ...]], blobs: frozenset[str],
+    chains: Mapping[str, str],
 ) -> list[RecordNode]:
     rows = read_rows(paths.cache_db, "SELECT key, result, last_used FROM steps")
     nodes: list[RecordNode] = []
@@ -280,7 +286,11 @@ def _record_nodes(
         missing: list[str] = []
         if inner is not None:
             ref = inner.get("ref")
-            if isinstance(ref, str) and ref:
+            if isinstance(ref, str) and ref.startswith(REMOTE_PREFIX):
+                unpacked = chains.get(ref.removeprefix(REMOTE_PREFIX))
+                if unpacked in snapshots:
+                    snaps.append(str(unpacked))
+            elif isinstance(ref, str) and ref:
                 (snaps.append(ref) if ref in snapshots else missing.append(ref))
             meta = inner.get("meta")
             for name, value in (meta.items() if isinstance(meta, Mapping) else ()):
@@ -316,11 +326,13 @@ def walk(root: Path) -> StoreGraph:
     paths = StorePaths(Path(root))
     blobs = _blobs_on_disk(paths)
     snapshots, active = _snapshots(paths)
+    chains = _chain_nodes(paths)
+    unpacked = {c.chain_id: c.snapshot for c in chains}
     return StoreGraph(
         paths=paths,
         images=tuple(_image_nodes(paths, blobs)),
-        records=tuple(_record_nodes(paths, snapshots, blobs)),
-        chains=tuple(_chain_nodes(paths)),
+        records=tuple(_record_nodes(paths, snapshots, blobs, unpacked)),
+        chains=tuple(chains),
         snapshots=snapshots,
         active_parents=active,
         blobs=blobs,

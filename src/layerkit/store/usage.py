@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+from layerkit.fastclass import dataclass
 
 KINDS = ("blobs", "snapshots", "cache mounts", "key store", "other")
 

@@ -28,11 +28,11 @@ import shutil
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 from layerkit.solver.imageconfig import ImageConfig
 from layerkit.solver.worker import BaseState, StepResult
 from layerkit.worker.specs import NamedContext

@@ -17,10 +17,10 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 from layerkit.solver.result import StageResult
 from layerkit.solver.worker import StepResult
 from layerkit.worker.store import Store, blob_exists

@@ -35,11 +35,11 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from layerkit import __version__
+from layerkit.fastclass import dataclass
 from layerkit.worker.options import BuildOptions
 from layerkit.worker.store import blob_exists, default_root, snapshot_committed
 

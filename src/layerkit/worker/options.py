@@ -4,7 +4,9 @@ Python API (``layerkit.build``/``layerkit.plan``) share, named after ``docker bu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layerkit.fastclass import dataclass
 
 __all__ = ["BuildOptions"]
 

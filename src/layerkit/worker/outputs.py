@@ -11,8 +11,8 @@ as one tar file. Layers are compressed here, at export, never at build time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from layerkit.fastclass import dataclass
 from layerkit.worker.commit import CommittedImage
 from layerkit.worker.specs import OutputSpec
 from layerkit.worker.store import Store

@@ -14,11 +14,11 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from layerkit.errors import BuildError, ContextError
+from layerkit.fastclass import dataclass
 from layerkit.worker import memo
 from layerkit.worker.options import BuildOptions
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 
 __all__ = [
     "NamedContext",

@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 
 __all__ = [
     "CacheConfig",

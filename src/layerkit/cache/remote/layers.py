@@ -20,11 +20,11 @@ import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from layerkit.errors import BuildError, LayerkitError
+from layerkit.fastclass import dataclass
 
 if TYPE_CHECKING:
     from layerkit.content.store import ContentStore

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from layerkit.cache.keystore import StepRecord
@@ -29,6 +28,7 @@ from layerkit.cache.remote.cacheconfig import (
     CacheResult,
 )
 from layerkit.cache.remote.layers import RemoteLayer
+from layerkit.fastclass import dataclass
 from layerkit.solver.result import SolveResult
 from layerkit.solver.worker import StepResult
 

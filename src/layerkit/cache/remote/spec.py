@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from layerkit.errors import BuildError
+from layerkit.fastclass import dataclass
 
 __all__ = ["CacheFromSpec", "CacheToSpec", "parse_cache_from", "parse_cache_to"]
 
