@@ -10,7 +10,6 @@ server's Content-Disposition filename or the URL's last path segment.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import os
 import posixpath
@@ -18,11 +17,14 @@ import re
 import tempfile
 import urllib.parse
 from pathlib import Path
-from typing import Final
-
-import httpx
+from typing import TYPE_CHECKING, Final
 
 from layerkit.fileops.errors import FileOpError
+
+if TYPE_CHECKING:
+    # httpx (and email) cost ~0.1 s to import; every COPY imports this module, only
+    # ADD <url> downloads.
+    import httpx
 
 _ALGORITHMS: Final = {"sha256": 64, "sha384": 96, "sha512": 128}
 _HEX: Final = re.compile(r"^[0-9a-f]+$")
@@ -97,6 +99,10 @@ def fetch_url(
     timeout: float = 300.0,
 ) -> Path:
     """Download ``url`` to a new temporary file and return its path."""
+    import email.utils
+
+    import httpx
+
     algo, expected = parse_checksum(checksum) if checksum else ("sha256", "")
     own = client is None
     http = client or httpx.Client(follow_redirects=True, timeout=timeout)
