@@ -40,7 +40,13 @@ def has_leftovers(root: Path) -> bool:
     if _mounts_under(root):
         return True
     try:
-        return any(os.scandir(root / "executor"))
+        if any(os.scandir(root / "executor")):
+            return True
+    except OSError:
+        pass
+    try:
+        with os.scandir(root) as entries:
+            return any(e.name.startswith((".probe-", ".driver-")) for e in entries)
     except OSError:
         return False
 
@@ -80,9 +86,10 @@ def clean_leftovers(root: Path) -> None:
 
 
 def _clean_probes(root: Path, remove_tree: Callable[[Path], bool]) -> None:
-    """The overlayfs probe (``.probe-<pid>-*``) of a build killed mid-probe."""
+    """The overlayfs probe (``.probe-<pid>-*``) of a build killed mid-probe, and the
+    half-written record of its answer (``.driver-<pid>-*.json``)."""
     try:
-        entries = [p for p in root.iterdir() if p.name.startswith(".probe-")]
+        entries = [p for p in root.iterdir() if p.name.startswith((".probe-", ".driver-"))]
     except OSError:
         return
     for path in entries:
@@ -90,7 +97,10 @@ def _clean_probes(root: Path, remove_tree: Callable[[Path], bool]) -> None:
         if pid_text.isdigit() and _alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
-            remove_tree(path)  # unmounts first, refuses to delete through a mount
+            if path.name.startswith(".driver-"):
+                path.unlink()
+            else:
+                remove_tree(path)  # unmounts first, refuses to delete through a mount
 
 
 def _alive(pid: int) -> bool:
