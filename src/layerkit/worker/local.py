@@ -63,6 +63,7 @@ class LocalWorker:
         epoch: int | None = None,
         access: RemoteAccess | None = None,
         pull: bool = False,
+        context_hasher: ContextHasher | None = None,
     ) -> None:
         self.store = store
         self.context_dir = Path(context_dir).absolute()
@@ -74,7 +75,10 @@ class LocalWorker:
         self.epoch = epoch
         self.access = access  # registry bases and --cache-from chains; None: local only
         self.bases = BaseImages(store, self.contexts, platform, access=access, refresh=pull)
-        self._hashers: dict[str, ContextHasher] = {}
+        # The main context's hasher may come from the memo's capture (worker/memo.py),
+        # which has walked and checksummed the context already; the worker closes it.
+        self._hashers: dict[str, ContextHasher] = (
+            {"context": context_hasher} if context_hasher is not None else {})
         self._lock = threading.RLock()
         self._reaped = False
         self._scratch_dir: Path | None = None

@@ -2,10 +2,10 @@
 
 A no-op rebuild should cost little more than Python start-up plus one ``stat`` per
 context file. The full path (parse, frontend, solver, key probes) is correct but pays
-~150 ms of imports before it can say "all CACHED". So, after every successful build
-whose inputs were stable, we record a *fingerprint* of its inputs and the outcome a
-rebuild would report. The next ``layerkit build`` computes the same fingerprint with
-nothing but ``os.scandir`` and a few SQLite reads; when it matches and every result
+imports and work before it can say "all CACHED". So, after every successful build,
+we record a *fingerprint* of its inputs and the outcome a rebuild would report. The
+next ``layerkit build`` computes the same fingerprint with ``os.scandir``, the stat
+cache and a few SQLite reads; when it matches and every result
 it names is still in the store, the outcome is replayed (every step CACHED, as the
 solver would report it) and the image is re-tagged.
 
@@ -15,16 +15,23 @@ The fingerprint covers, conservatively:
 - the Dockerfile's bytes and its absolute path, the context's absolute path;
 - every option that can change keys or results (tags, build args with their values,
   target, platform, network), and ``SOURCE_DATE_EPOCH``;
-- the ``.dockerignore`` files' bytes, and ``(path, mode, size, mtime_ns, ctime_ns,
-  inode, device)`` of every context entry the walk (honouring ``.dockerignore``) sees;
+- the ``.dockerignore`` files' bytes, and the content digest of the whole visible
+  context (names, modes, link targets, xattrs and file contents, as ``COPY . .``
+  would key it), taken from the persistent stat cache: an unchanged file costs one
+  ``stat``, a touched or just-written one is read again (so ``touch`` still hits,
+  and no racy-window rule is needed);
 - every row of the image index except the build's own tags (a re-tagged base misses).
 
 It is only an optimisation: anything it cannot vouch for falls back to the full
 path. Builds with outputs, pushes, remote caches, ``--pull``, ``--no-cache``, secrets,
-ssh or named contexts never use it, and nothing is recorded while a context file is
-younger than :data:`RACY_WINDOW_NS` (its content could still change without its stat
-changing, the racy-git problem). A record is used only if the image's blobs, every
-step's snapshot and every key-store record it names still exist.
+ssh or named contexts never use it, nor do Dockerfiles that ADD from a URL or git
+(the full path checks those sources every build). A record is used only if the
+image's blobs, every step's snapshot and every key-store record it names still
+exist.
+
+The full path reuses the capture's :class:`~layerkit.context.checksum.ContextHasher`,
+so the fingerprint describes exactly the context snapshot the build's COPY keys were
+computed from, and the context is walked once per build.
 """
 
 from __future__ import annotations
@@ -32,20 +39,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from layerkit import __version__
 from layerkit.fastclass import dataclass
 from layerkit.worker.options import BuildOptions
 from layerkit.worker.store import blob_exists, default_root, snapshot_committed
 
-MEMO_SCHEMA = "layerkit.memo.v1"
+if TYPE_CHECKING:
+    from layerkit.context.checksum import ContextHasher
+
+MEMO_SCHEMA = "layerkit.memo.v2"
 _REMOTE = "remote:"  # a layer-chain result (worker.local.REMOTE_PREFIX)
-RACY_WINDOW_NS = 2_000_000_000
+# ADD <url> and ADD <git> are checked against their source by the full path every build.
+_ADD_LINE = re.compile(rb"(?im)^[ \t]*(?:onbuild[ \t]+)?add[ \t]")
+_REMOTE_SOURCE = re.compile(rb"(?i)https?://|git@|\.git\b")
 _BUSY_TIMEOUT_S = 30.0
 # Set to any value to always take the full path (tests compare the two).
 DISABLE_ENV = "LAYERKIT_NO_FASTPATH"
@@ -55,12 +69,15 @@ TRACE_ENV = "LAYERKIT_MEMO_TRACE"
 
 @dataclass(frozen=True)
 class Capture:
-    """What a full build saw of its inputs when it started."""
+    """What a build saw of its inputs when it started."""
 
     root: Path
     inputs_digest: str  # everything but the image index
-    stable: bool  # no context entry inside the racy window
-    started_ns: int
+    # The context as checksummed for the fingerprint: the full path keys COPY with it.
+    hasher: ContextHasher = field(compare=False, repr=False)
+
+    def close(self) -> None:
+        self.hasher.close()
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,9 @@ def root_of(options: BuildOptions) -> Path:
 
 
 def capture(options: BuildOptions) -> Capture | None:
-    """Fingerprint the inputs (not the image index); None when not eligible or unreadable."""
+    """Fingerprint the inputs (not the image index); None when not eligible or unreadable.
+
+    The caller owns the result and must ``close()`` it (or hand its hasher on)."""
     if not eligible(options):
         return None
     try:
@@ -102,27 +121,28 @@ def capture(options: BuildOptions) -> Capture | None:
 
 
 def _capture(options: BuildOptions) -> Capture:
+    from layerkit.context.checksum import ContextHasher
     from layerkit.context.dockerignore import load_ignore_rules
-    from layerkit.context.walk import walk_context
 
-    started = time.time_ns()
     context = Path(options.context).absolute()
     dockerfile = (Path(options.file) if options.file else context / "Dockerfile").absolute()
+    text = dockerfile.read_bytes()
+    if _ADD_LINE.search(text) and _REMOTE_SOURCE.search(text):
+        raise ValueError("ADD from a URL or git: the full path checks the source")
     h = hashlib.sha256()
     _feed(h, MEMO_SCHEMA, __version__, str(context), str(dockerfile))
-    _feed(h, hashlib.sha256(dockerfile.read_bytes()).hexdigest())
+    _feed(h, hashlib.sha256(text).hexdigest())
     for ignore in (context / ".dockerignore", Path(f"{dockerfile}.dockerignore")):
         _feed(h, str(ignore), _file_digest(ignore))
     _feed(h, json.dumps(_option_inputs(options), sort_keys=True))
-    newest = 0
-    rules = load_ignore_rules(context, dockerfile)
-    for entry in walk_context(context, rules):
-        s = entry.stat
-        newest = max(newest, s.st_mtime_ns, s.st_ctime_ns)
-        _feed(h, entry.rel, str(s.st_mode), str(s.st_size), str(s.st_mtime_ns),
-              str(s.st_ctime_ns), str(s.st_ino), str(s.st_dev))
-    stable = newest < started - RACY_WINDOW_NS
-    return Capture(root_of(options), h.hexdigest(), stable, started)
+    root = root_of(options)
+    hasher = ContextHasher(context, load_ignore_rules(context, dockerfile), root / "statcache")
+    try:
+        _feed(h, hasher.checksum_sources(["."]).digest)
+    except BaseException:
+        hasher.close()
+        raise
+    return Capture(root, h.hexdigest(), hasher)
 
 
 def _option_inputs(options: BuildOptions) -> dict[str, Any]:
@@ -199,7 +219,7 @@ def record(
     of every numbered step (the blobs its result names: layer, base config);
     ``layer_blobs`` the image's layer diff_ids.
     """
-    if cap is None or not cap.stable:
+    if cap is None:
         return
     try:
         fingerprint = _fingerprint(cap, names)
@@ -236,14 +256,23 @@ def _as_cached(step: Mapping[str, Any]) -> dict[str, Any]:
 
 def replay(options: BuildOptions, stream: TextIO) -> Replayed | None:
     """Answer a CLI build from the memo, or None to take the full path."""
+    replayed, cap = lookup(options, stream)
+    if cap is not None:
+        cap.close()
+    return replayed
+
+
+def lookup(options: BuildOptions, stream: TextIO) -> tuple[Replayed | None, Capture | None]:
+    """Answer a CLI build from the memo; on a miss, also return the capture, which
+    ``run_build(options, capture=...)`` reuses (its context walk and checksums)."""
     from layerkit.worker.cleanup import clean_leftovers
 
     clean_leftovers(root_of(options))  # a killed build's mounts and containers
     if os.environ.get(DISABLE_ENV):
-        return None
+        return None, None
     cap = capture(options)
     if cap is None or not (cap.root / "memo.db").exists():
-        return None
+        return None, cap
     names = tuple(dict.fromkeys(_normalize_tag(t) for t in options.tags))
     try:
         fingerprint = _fingerprint(cap, names)
@@ -254,13 +283,14 @@ def replay(options: BuildOptions, stream: TextIO) -> Replayed | None:
         finally:
             conn.close()
         if row is None:
-            return None
+            return None, cap
         payload = json.loads(row[0])
         if not _still_valid(cap.root, payload):
-            return None
+            return None, cap
         _touch_and_tag(cap.root, payload, names)
     except (OSError, sqlite3.Error, ValueError, KeyError):
-        return None
+        return None, cap
+    cap.close()  # flushes the stat cache rows a touched file produced
     _render(options.progress, stream, payload)
     trace = os.environ.get(TRACE_ENV)
     if trace:
@@ -275,7 +305,7 @@ def replay(options: BuildOptions, stream: TextIO) -> Replayed | None:
     metadata["steps"] = payload["steps"]
     if options.metadata_file:
         Path(options.metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
-    return Replayed(payload["image_id"], payload["manifest_digest"], names, metadata)
+    return Replayed(payload["image_id"], payload["manifest_digest"], names, metadata), None
 
 
 def _normalize_tag(tag: str) -> str:

@@ -24,6 +24,7 @@ from layerkit.worker.options import BuildOptions
 
 if TYPE_CHECKING:
     from layerkit.cache.remote.session import RemoteCaches
+    from layerkit.context.checksum import ContextHasher
     from layerkit.frontend import StageGraph
     from layerkit.solver import Plan, SolveResult
     from layerkit.worker.commit import CommittedImage
@@ -129,7 +130,7 @@ def _build_args(raw: Mapping[str, str | None]) -> dict[str, str]:
     return out
 
 
-def _open(options: BuildOptions) -> _Session:
+def _open(options: BuildOptions, context_hasher: ContextHasher | None = None) -> _Session:
     from layerkit.dockerfile.parser import parse_file
     from layerkit.frontend import build_stage_graph
     from layerkit.frontend.platform import host_platform, parse_platform
@@ -174,7 +175,7 @@ def _open(options: BuildOptions) -> _Session:
         secrets=parse_secrets(options.secrets), ssh=parse_ssh(options.ssh),
         network=options.network,
         epoch=_source_date_epoch(),
-        access=access, pull=options.pull,
+        access=access, pull=options.pull, context_hasher=context_hasher,
     )
     session = _Session(options, context, dockerfile, graph, store, worker, str(platform),
                        access)
@@ -220,9 +221,11 @@ def run_plan(options: BuildOptions) -> Plan:
         s.close()
 
 
-def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildResult:
+def run_build(options: BuildOptions, *, stream: TextIO | None = None,
+              capture: memo.Capture | None = None) -> BuildResult:
     """Build, commit, tag, export and push; export the cache; write ``--metadata-file``.
-    Progress goes to ``stream``."""
+    Progress goes to ``stream``. ``capture`` is the memo's fingerprint of these
+    options when the caller already took it (``memo.lookup``); this takes it over."""
     from layerkit.progress import make_renderer
     from layerkit.solver import solve
     from layerkit.worker.outputs import export_outputs
@@ -234,10 +237,16 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None) -> BuildRe
     local_names = tuple(dict.fromkeys((*tags, *_image_output_names(specs))))
     from layerkit.worker.cleanup import clean_leftovers
 
-    clean_leftovers(memo.root_of(options))  # a killed build's mounts and containers
-    # What the build reads, fingerprinted before it reads it (the no-op fast path).
-    capture = memo.capture(options)
-    s = _open(options)
+    if capture is None:
+        clean_leftovers(memo.root_of(options))  # a killed build's mounts and containers
+        # What the build reads, fingerprinted before it reads it (the no-op fast path).
+        capture = memo.capture(options)
+    try:
+        s = _open(options, capture.hasher if capture is not None else None)
+    except BaseException:
+        if capture is not None:
+            capture.close()
+        raise
     out = stream or sys.stderr
     labels: dict[int, tuple[str, str, int]] = {}
     step_results: list[tuple[str, str, tuple[str, ...]]] = []
