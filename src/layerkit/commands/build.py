@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from layerkit.commands import buildrun
 from layerkit.commands._buildflags import build_flags, to_options
 
 
@@ -29,27 +30,6 @@ from layerkit.commands._buildflags import build_flags, to_options
               help="Write the image digests and every step's status and reason as JSON.")
 def command(**kw: Any) -> None:
     """Build an image from a Dockerfile, with every step explained."""
-    import sys
-
-    from layerkit.worker import memo
-
     options = to_options(kw, tags=tuple(kw["tag"]), outputs=tuple(kw["output"]),
                          progress=kw["progress"], metadata_file=kw["metadata_file"])
-    # A no-op rebuild is answered from the memo without importing the parser,
-    # frontend or solver (see worker/memo.py); anything else takes the full path.
-    replayed = memo.replay(options, sys.stderr)
-    if replayed is not None:
-        names = f" ({', '.join(replayed.names)})" if replayed.names else ""
-        click.echo(f"image {replayed.image_id}{names}", err=True)
-        click.echo(replayed.image_id)
-        return
-
-    from layerkit.worker.session import run_build
-
-    result = run_build(options)
-    names = f" ({', '.join(result.names)})" if result.names else ""
-    for export in result.exports:
-        if export.spec.dest is not None:
-            click.echo(f"exported type={export.spec.type} to {export.spec.dest}", err=True)
-    click.echo(f"image {result.image_id}{names}", err=True)
-    click.echo(result.image_id)
+    buildrun.run(options)
