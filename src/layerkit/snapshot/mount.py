@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import shutil
 import subprocess
@@ -57,8 +57,12 @@ class Mount:
 _FLAG_OPTIONS = {"ro", "rw", "bind", "rbind"}
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    # The running interpreter's own symbols include libc's mount/umount2. (The
+    # ctypes.util.find_library("c") used before ran ldconfig in a subprocess on
+    # every mount and unmount: several ms each.)
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _sys_mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:

@@ -17,9 +17,9 @@ the result of a stage that will rebuild, the prediction is marked uncertain.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import field
 from typing import Any
@@ -245,7 +245,7 @@ class Engine:
         else:
             closest = self.store.closest(step_id)
             reason = explain_miss(closest.inputs if closest else None, inputs_for_explain)
-        out_key = forced_key(def_key, uuid.uuid4().hex) if forced else def_key
+        out_key = forced_key(def_key, os.urandom(16).hex()) if forced else def_key
         is_uncertain = bool(uncertain) or (parent is not None and parent.uncertain)
 
         if self.dry_run:

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -381,7 +381,7 @@ class BaseImages:
             raise BuildError(f"layer {diff_id} of a base image is missing from the store",
                              hint="load the image again (`layerkit load -i image.tar`)",
                              reference="image-corrupt")
-        key = f"unpack-{uuid.uuid4().hex}"
+        key = f"unpack-{os.urandom(16).hex()}"
         snaps.prepare(key, [parent] if parent else [])
         try:
             snaps.apply(key, content.path(diff_id))
@@ -429,7 +429,7 @@ class BaseImages:
             if found is not None:
                 return found
             snaps = self.store.snapshots
-            key = f"local-{uuid.uuid4().hex}"
+            key = f"local-{os.urandom(16).hex()}"
             snaps.prepare(key, [])
             try:
                 dest = snaps.fs(key)

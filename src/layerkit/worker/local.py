@@ -22,7 +22,6 @@ import json
 import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -220,7 +219,7 @@ class LocalWorker:
                 yield Path(empty)
             return
         snaps = self.store.snapshots
-        target = self._scratch() / f"view-{uuid.uuid4().hex[:12]}"
+        target = self._scratch() / f"view-{os.urandom(16).hex()[:12]}"
         target.mkdir()
         try:
             with mounted(snaps.view(result.ref), target) as path:
@@ -255,7 +254,7 @@ class LocalWorker:
                 reap(config)  # containers and mounts a killed build left behind
         parent = self._local(parent)
         snaps = self.store.snapshots
-        key = f"run-{uuid.uuid4().hex}"
+        key = f"run-{os.urandom(16).hex()}"
         mount = snaps.prepare(key, [parent.ref] if parent else [])
         try:
             with contextlib.ExitStack() as stack:
@@ -303,7 +302,7 @@ class LocalWorker:
                 cid = m.id or m.target
                 if ctx.no_cache:
                     # --no-cache: the cache starts empty, and the real one is left alone.
-                    cid = f"{cid}\0no-cache-{uuid.uuid4().hex}"
+                    cid = f"{cid}\0no-cache-{os.urandom(16).hex()}"
                     stack.callback(_remove_tree, cache_dir(self.store.root, cid))
                 sharing = m.sharing if m.sharing in ("shared", "private", "locked") else "shared"
                 out.append(CacheMount(
@@ -409,7 +408,7 @@ class LocalWorker:
         from layerkit.snapshot.mount import mounted
 
         snaps = self.store.snapshots
-        key = f"file-{uuid.uuid4().hex}"
+        key = f"file-{os.urandom(16).hex()}"
         mount = snaps.prepare(key, [parent.ref] if parent else [])
         try:
             target = snaps.fs(key).parent / "mnt"

@@ -7,9 +7,9 @@ exports and no-op rebuilds never re-tar a snapshot.
 
 from __future__ import annotations
 
+import os
 import tarfile
 import time
-import uuid
 from pathlib import Path
 
 from layerkit.worker.store import Store
@@ -19,7 +19,7 @@ __all__ = ["publish_diff"]
 
 def publish_diff(store: Store, sid: str, epoch: int | None) -> dict[str, str]:
     """Diff committed snapshot ``sid`` into a blob; the meta to keep with its result."""
-    tmp = store.root / "blobs" / "tmp" / f"diff-{uuid.uuid4().hex}.tar"
+    tmp = store.root / "blobs" / "tmp" / f"diff-{os.urandom(16).hex()}.tar"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
         diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch)
