@@ -2,11 +2,13 @@
 
 Builds use the secret as a file, at a custom target and as an environment
 variable, export every output type, write a metadata file, export the cache
-when ``--cache-to`` exists, and fail once on purpose. Then every byte is
-scanned: the whole store root (blobs, snapshots, SQLite files and their WALs),
-every output (tars are opened and every member scanned, gzip and zstd are
-decompressed first), captured stdout and stderr of every command, and the
-host's tmpfs directories where secrets are staged during a RUN.
+when ``--cache-to`` exists, push to a real loopback registry with a registry
+cache (``mode=max``) and an inline cache, and fail once on purpose. Then every
+byte is scanned: the whole store root (blobs, snapshots, SQLite files and their
+WALs), every output (tars are opened and every member scanned, gzip and zstd are
+decompressed first), every file the registry stored on disk, captured stdout
+and stderr of every command, and the host's tmpfs directories where secrets are
+staged during a RUN.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import base64
 import bz2
 import gzip
 import io
+import json
 import lzma
 import os
 import secrets
@@ -25,6 +28,9 @@ from pathlib import Path
 import pytest
 from buildharness import build_cmd, build_env, run, write_project
 from figures import bump
+
+from support.registry import RunningRegistry
+from support.registrycheck import DirectRegistry
 
 SECRET = "lk-secret-" + secrets.token_hex(16)
 NEEDLES = (SECRET.encode(), base64.b64encode(SECRET.encode()),
@@ -175,11 +181,56 @@ def test_secret_never_leaves_the_run(tmp_path: Path, busybox_docker_archive: Pat
     bump("secrets: command outputs scanned", len(captured))
 
 
+@pytest.mark.timeout(900)
+def test_secret_never_reaches_a_registry(tmp_path: Path, busybox_docker_archive: Path,
+                                         registry: RunningRegistry) -> None:
+    """The same builds, pushed (``--push``) with a registry cache (``mode=max``) and an
+    inline cache: every byte the registry stored on disk is scanned, layers opened."""
+    root = tmp_path / "store"
+    _load(root, busybox_docker_archive)
+    secret_file = tmp_path / "secret-src" / "token"
+    secret_file.parent.mkdir()
+    secret_file.write_text(SECRET)
+    ctx = write_project(tmp_path / "ctx", {"Dockerfile": DOCKERFILE})
+    env = build_env({"MY_SECRET": SECRET})
+    captured: list[tuple[str, str]] = []
+    for i, source in enumerate([f"src={secret_file}", "env=MY_SECRET"]):
+        rootfs = tmp_path / f"rootfs-{i}"
+        cmd = build_cmd(root, ctx, "--secret", f"id=tok,{source}",
+                        "-t", registry.ref("secret", f"v{i}"), "--push",
+                        "--cache-to", f"type=registry,ref={registry.ref('secret-cache')},mode=max",
+                        "--cache-to", "type=inline", "-o", f"type=local,dest={rootfs}")
+        for attempt in ("build", "rebuild"):
+            done = run(cmd, env=env)
+            assert done.code == 0, done.stderr
+            captured += [(f"{attempt} {i} stdout", done.stdout),
+                         (f"{attempt} {i} stderr", done.stderr)]
+        # The secret really reached the steps (else the scan would prove nothing) ...
+        assert (rootfs / "len.txt").read_text().strip() == str(len(SECRET))
+        assert (rootfs / "env-ok.txt").read_text().strip() == "ok"
+    # ... and the registry really holds the image, its inline cache and the cache export.
+    with DirectRegistry(registry.address) as direct:
+        for ref in (("secret", "v0"), ("secret", "v1"), ("secret-cache", "latest")):
+            assert direct.manifest(*ref) is not None, ref
+            assert not direct.manifest_problems(*ref)
+        manifest = json.loads(direct.manifest("secret", "v1") or b"{}")
+        config = direct.blob("secret", manifest["config"]["digest"])
+    assert b"moby.buildkit.cache.v0" in config
+    hits = [label for label, text in captured if any(n.decode() in text for n in NEEDLES[:2])]
+    registry_hits, registry_files = scan_tree(registry.root / "data")
+    assert not hits, f"secret in command output: {hits}"
+    assert not registry_hits, f"secret in the registry: {registry_hits[:10]}"
+    layers = list((registry.root / "data").rglob("blobs/sha256/*/*/data"))
+    assert registry_files > 10 and len(layers) >= 5
+    bump("secrets: registry files scanned (push + cache exports)", registry_files)
+
+
 @pytest.mark.timeout(600)
-def test_the_scan_finds_a_secret_that_does_leak(tmp_path: Path,
-                                                busybox_docker_archive: Path) -> None:
+def test_the_scan_finds_a_secret_that_does_leak(tmp_path: Path, busybox_docker_archive: Path,
+                                                registry: RunningRegistry) -> None:
     """Control: a step that copies the secret into the image must be caught by the
-    same scan, in the store and inside the gzip'd layers of the OCI export."""
+    same scan, in the store, inside the gzip'd layers of the OCI export and in the
+    registry's storage after a push."""
     root = tmp_path / "store"
     _load(root, busybox_docker_archive)
     secret_file = tmp_path / "token"
@@ -188,8 +239,12 @@ def test_the_scan_finds_a_secret_that_does_leak(tmp_path: Path,
         "FROM busybox\nRUN --mount=type=secret,id=tok cp /run/secrets/tok /leaked\n")})
     oci = tmp_path / "out" / "oci.tar"
     done = run(build_cmd(root, ctx, "--secret", f"id=tok,src={secret_file}",
-                         "-o", f"type=oci,dest={oci}"))
+                         "-o", f"type=oci,dest={oci}", "-t", registry.ref("leak"), "--push"))
     assert done.code == 0, done.stderr
+    registry_hits, _ = scan_tree(registry.root / "data")
+    assert registry_hits and all("/blobs/sha256/" in h for h in registry_hits), registry_hits
+    # Found inside a gzip'd layer blob, so the hit went through decompression.
+    assert all(Path(h.split("!")[0]).read_bytes()[:2] == b"\x1f\x8b" for h in registry_hits)
     store_hits, _ = scan_tree(root)
     assert any("blobs" in h for h in store_hits), store_hits
     oci_hits = scan_bytes(oci.read_bytes(), "oci.tar")
