@@ -9,7 +9,6 @@ ms, s, m, h. A bare ``0`` is allowed.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 
 __all__ = ["format_duration", "parse_duration"]
 
@@ -28,6 +27,8 @@ _GROUP = re.compile(r"(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)")
 
 def parse_duration(text: str) -> int:
     """Nanoseconds in ``text``; ``ValueError`` with Go's message when invalid."""
+    from decimal import Decimal, InvalidOperation  # only HEALTHCHECK needs it (~2 ms import)
+
     err = ValueError(f"time: invalid duration {text!r}".replace("'", '"'))
     s = text
     sign = 1
@@ -70,5 +71,7 @@ def format_duration(ns: int) -> str:
         elif rest % 1_000_000 == 0 and not out:
             out.append(f"{rest // 1_000_000}ms")
         else:
+            from decimal import Decimal
+
             out.append(f"{Decimal(rest) / Decimal(1_000_000_000)}s")
     return ("-" if ns < 0 else "") + "".join(out)

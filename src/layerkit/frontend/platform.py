@@ -9,7 +9,7 @@ of the host OS.
 
 from __future__ import annotations
 
-import platform as _stdlib_platform
+import os
 import re
 
 from layerkit.errors import FrontendError
@@ -58,9 +58,11 @@ def _normalize_arch(arch: str, variant: str) -> tuple[str, str]:
 
 
 def host_platform(machine: str | None = None, system: str | None = None) -> Platform:
-    """The platform of this machine (``platform.machine()``), normalised."""
-    arch_raw = machine if machine is not None else _stdlib_platform.machine()
-    os_raw = (system if system is not None else _stdlib_platform.system()).lower() or "linux"
+    """The platform of this machine (``uname -m``), normalised."""
+    # os.uname, not the platform module: the same answer without its ~2 ms import.
+    uname = os.uname()
+    arch_raw = machine if machine is not None else uname.machine
+    os_raw = (system if system is not None else uname.sysname).lower() or "linux"
     variant = ""
     if arch_raw.lower().startswith("armv"):  # e.g. armv7l, armv6l
         variant = "v" + re.sub(r"\D.*$", "", arch_raw[4:])
