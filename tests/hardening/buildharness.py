@@ -8,12 +8,13 @@ stray processes), read the same way an operator would look for it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,65 @@ def run_and_kill(cmd: Sequence[str], delay: float, workdir: Path, *,
             code = proc.wait()
     return Finished(code, out.read_text(errors="replace"), err.read_text(errors="replace"),
                     time.monotonic() - start)
+
+
+def run_and_kill_after(cmd: Sequence[str], marker: str, delay: float, workdir: Path, *,
+                       env: Mapping[str, str] | None = None) -> Finished:
+    """Start ``cmd`` and SIGKILL it (only it) ``delay`` seconds after a line starting
+    with ``marker`` shows on its stderr, unless it finished first."""
+    return _run_watching(cmd, marker, delay, workdir, env=env)[0]
+
+
+def time_phases(cmd: Sequence[str], marker: str, workdir: Path,
+                watch: Callable[[], bool] = lambda: False, *,
+                env: Mapping[str, str] | None = None) -> tuple[Finished, float, float | None]:
+    """Run ``cmd`` to the end; return what it printed, the seconds from its start to
+    the first stderr line starting with ``marker`` and to the first time ``watch()``
+    held (None: never). The marker must show."""
+    done, marked, watched = _run_watching(cmd, marker, math.inf, workdir, watch, env=env)
+    if marked is None:
+        raise AssertionError(f"no line starting with {marker!r}:\n{done.stderr}")
+    return done, marked, watched
+
+
+def _run_watching(cmd: Sequence[str], marker: str, delay: float, workdir: Path,
+                  watch: Callable[[], bool] = lambda: False, *,
+                  env: Mapping[str, str] | None = None,
+                  timeout: float = 600) -> tuple[Finished, float | None, float | None]:
+    out, err = workdir / "kill.out", workdir / "kill.err"
+    start = time.monotonic()
+    seen_at: float | None = None
+    watched_at: float | None = None
+    text = ""
+    with open(out, "w") as o, open(err, "w") as e, open(err, errors="replace") as tail:
+        proc = subprocess.Popen(list(cmd), stdout=o, stderr=e, env=dict(env or build_env()),
+                                cwd=REPO, stdin=subprocess.DEVNULL)
+        while proc.poll() is None:
+            now = time.monotonic()
+            if seen_at is None:
+                text += tail.read()
+                if text.startswith(marker) or "\n" + marker in text:
+                    seen_at = now
+            if watched_at is None and watch():
+                watched_at = now
+            if seen_at is not None and now >= seen_at + delay:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            if now - start > timeout:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise TimeoutError(f"{cmd} ran for more than {timeout}s")
+            time.sleep(0.002)  # fine enough: a cached push lasts about 0.3 s
+        code = proc.wait()
+        end = time.monotonic()
+        if seen_at is None and "\n" + marker in "\n" + text + tail.read():
+            seen_at = end  # it showed and the process ended within one poll
+        if watched_at is None and watch():
+            watched_at = end
+    finished = Finished(code, out.read_text(errors="replace"), err.read_text(errors="replace"),
+                        end - start)
+    return (finished, None if seen_at is None else seen_at - start,
+            None if watched_at is None else watched_at - start)
 
 
 def fsck_cli(root: Path, *args: str) -> tuple[int, dict[str, object]]:
