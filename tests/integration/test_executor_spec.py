@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -158,8 +159,9 @@ def test_secret_file_mode_and_owner(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fresh_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+def fresh_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(rt, "_chosen", None)
+    monkeypatch.setattr(rt, "RECORD", tmp_path / "run" / "runtime.json")
     monkeypatch.delenv(rt.ENV, raising=False)
 
 
@@ -177,6 +179,37 @@ def test_broken_crun_falls_back_to_runc(
     chosen = rt.find_runtime()
     assert chosen.name == "runc"
     assert rt.find_runtime() is chosen  # probed once per process
+
+
+def test_the_probe_answer_is_kept_until_a_candidate_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_choice: None
+) -> None:
+    require_runc()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "crun").write_text('#!/bin/sh\necho "crun: cannot set up cgroups" >&2\nexit 1\n')
+    (fake / "crun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    probed: list[str] = []
+    real_probe = rt.probe
+
+    def counting(runtime: rt.Runtime) -> bool:
+        probed.append(runtime.name)
+        return real_probe(runtime)
+
+    monkeypatch.setattr(rt, "probe", counting)
+    assert rt.find_runtime().name == "runc" and probed == ["crun", "runc"]
+    monkeypatch.setattr(rt, "_chosen", None)  # another process, same boot
+    assert rt.find_runtime().name == "runc" and probed == ["crun", "runc"]
+    # crun upgraded (a new binary): probe again; it works now, so it is chosen.
+    (fake / "crun").unlink()
+    (fake / "crun").symlink_to(shutil.which("runc") or "/usr/bin/runc")
+    monkeypatch.setattr(rt, "_chosen", None)
+    assert rt.find_runtime().name == "crun" and probed == ["crun", "runc", "crun"]
+    # A damaged record is never trusted.
+    rt.RECORD.write_text('{"conditions": "x", "runtime": ["nope", "/nope"]}')
+    monkeypatch.setattr(rt, "_chosen", None)
+    assert rt.find_runtime().name == "crun" and len(probed) == 4
 
 
 def test_missing_runtime_hints_at_apt(

@@ -160,6 +160,31 @@ def _run_step(
     raise AssertionError("unreachable")  # pragma: no cover - ExitStack re-raises
 
 
+# Where a dead build's leftovers can be: its bundle, its staging dirs for secrets and
+# ssh sockets, and the runtime's container state (runc's and crun's default roots).
+_STATE_DIRS = (Path("/run"), Path("/dev/shm"), Path("/run/runc"), Path("/run/crun"))
+
+
+def anything_to_reap(config: ExecutorConfig) -> bool:
+    """Cheap (a few directory listings): did a dead layerkit process leave anything
+    :func:`reap` would remove? ``reap`` itself asks the runtime (``runc list``, ~20 ms)."""
+    executor_dir = config.root / "executor"
+    for directory in (executor_dir, *_STATE_DIRS):
+        try:
+            entries = os.scandir(directory)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if not entry.name.startswith("layerkit-"):
+                    continue
+                owner = entry.name if directory in (executor_dir, *_STATE_DIRS[2:]) \
+                    else entry.name.rsplit("-", 1)[0]
+                if not owner_alive(owner):
+                    return True
+    return False
+
+
 def reap(config: ExecutorConfig) -> list[str]:
     """Clean up after layerkit processes that died mid-step: their containers,
     rootfs mounts, bundles and secret directories. Returns what was removed."""

@@ -129,8 +129,49 @@ def probe(runtime: Runtime) -> bool:
         return ok
 
 
+# Where the probe's answer is kept: /run is a tmpfs, so the record lasts one boot.
+RECORD = Path(os.environ.get("LAYERKIT_RUNTIME_RECORD", "/run/layerkit/runtime.json"))
+
+
+def _conditions(found: list[tuple[str, str]]) -> str:
+    """What the probe's answer depends on: the candidates (an upgrade replaces the
+    binary), the kernel, and who runs them."""
+    described: list[object] = [os.uname().release, os.geteuid()]
+    for name, path in found:
+        st = os.stat(path)
+        described.append([name, path, st.st_ino, st.st_size, st.st_mtime_ns])
+    return json.dumps(described)
+
+
+def _remembered(found: list[tuple[str, str]]) -> Runtime | None:
+    try:
+        record = json.loads(RECORD.read_text())
+        if record.get("conditions") == _conditions(found):
+            name, path = record["runtime"]
+            if (name, path) in found:
+                return Runtime(name, path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # absent, unreadable or stale: probe again
+    return None
+
+
+def _remember(found: list[tuple[str, str]], runtime: Runtime) -> None:
+    tmp = RECORD.with_name(f".{RECORD.name}.{os.getpid()}-{threading.get_ident()}")
+    with contextlib.suppress(OSError):
+        RECORD.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"conditions": _conditions(found),
+                                   "runtime": [runtime.name, runtime.path]}))
+        os.replace(tmp, RECORD)  # whole or not at all, for concurrent builds
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+
+
 def find_runtime() -> Runtime:
-    """The runtime to use for this process (probed once, then cached)."""
+    """The runtime to use for this process.
+
+    Each candidate is probed by running ``true`` in a container (crun is installed
+    but broken on some hosts, e.g. cgroup hybrid mode): ~40 ms, so the answer is
+    kept in :data:`RECORD` until the candidates, the kernel or the boot change."""
     global _chosen
     forced = os.environ.get(ENV, "").strip()
     if forced:
@@ -146,10 +187,15 @@ def find_runtime() -> Runtime:
         found = [(n, p) for n in CANDIDATES if (p := shutil.which(n)) is not None]
         if not found:
             raise _missing()
+        remembered = _remembered(found)
+        if remembered is not None:
+            _chosen = remembered
+            return remembered
         for name, path in found:
             runtime = Runtime(name, path)
             if probe(runtime):
                 _chosen = runtime
+                _remember(found, runtime)
                 return runtime
         names = ", ".join(n for n, _ in found)
         raise BuildError(

@@ -246,12 +246,14 @@ class LocalWorker:
         ctx: ExecContext,
     ) -> StepResult:
         from layerkit.executor import ExecutorConfig, ProcessSpec, reap, run_step
+        from layerkit.executor.run import anything_to_reap
 
         config = ExecutorConfig(root=self.store.root)
         with self._lock:
             if not self._reaped:
                 self._reaped = True
-                reap(config)  # containers and mounts a killed build left behind
+                if anything_to_reap(config):
+                    reap(config)  # containers and mounts a killed build left behind
         parent = self._local(parent)
         snaps = self.store.snapshots
         key = f"run-{os.urandom(16).hex()}"
