@@ -46,7 +46,6 @@ from layerkit.graph.ops import CopyAction, FileOp
 
 if TYPE_CHECKING:
     from layerkit.snapshot.tarwriter import LayerReuse
-    from layerkit.worker.store import Store
 
 __all__ = [
     "RECORD_NAME",
@@ -60,7 +59,6 @@ __all__ = [
     "link_unchanged",
     "plan_copy",
     "previous",
-    "publish_reusing",
     "record",
     "remember",
 ]
@@ -214,34 +212,6 @@ def layer_reuse(store_root: Path, prev: Previous) -> LayerReuse | None:
     if algo != "sha256" or len(hexpart) != 64 or not blob.is_file():
         return None
     return LayerReuse(blob, prev.fs)
-
-
-def publish_reusing(store: Store, sid: str, epoch: int | None,
-                    reuse: LayerReuse | None) -> dict[str, str]:
-    """``worker.publish.publish_diff``, with the diff copying unchanged entries from the
-    old layer (the same bytes, hence the same diff_id, as a fresh diff)."""
-    import time
-    import uuid
-
-    from layerkit.worker.publish import publish_diff
-
-    if reuse is None:
-        return publish_diff(store, sid, epoch)
-    tmp = store.root / "blobs" / "tmp" / f"diff-{uuid.uuid4().hex}.tar"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch, reuse=reuse)
-        if store.content.has(diff.diff_id):
-            diff.path.unlink()
-        else:
-            store.content.ingest_file(diff.path, move=True, expected_digest=diff.diff_id,
-                                      digest_known=True)
-    finally:
-        tmp.unlink(missing_ok=True)
-    created = int(time.time()) if epoch is None else epoch
-    meta = {"diff_id": diff.diff_id, "size": str(diff.size), "created": str(created)}
-    # A copy that linked unchanged files has at least one entry: never an empty layer.
-    return meta
 
 
 class SkipUnchanged(IgnoreRules):

@@ -510,11 +510,12 @@ class LocalWorker:
         kept with the snapshot, and its layer tar copies the unchanged entries of the
         previous one (``prev``) instead of encoding them again."""
         from layerkit.worker import copyreuse
+        from layerkit.worker.publish import publish_diff
 
         copyreuse.record(self.store.snapshots.fs(key).parent, plan)
         sid = self.store.snapshots.commit(key)
         reuse = copyreuse.layer_reuse(self.store.root, prev) if prev else None
-        meta = copyreuse.publish_reusing(self.store, sid, self.epoch, reuse)
+        meta = publish_diff(self.store, sid, self.epoch, reuse)
         copyreuse.remember(self.store.root, plan, sid, meta["diff_id"])
         return StepResult(sid, meta)
 

@@ -11,18 +11,27 @@ import os
 import tarfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerkit.worker.store import Store
+
+if TYPE_CHECKING:
+    from layerkit.snapshot.tarwriter import LayerReuse
 
 __all__ = ["publish_diff"]
 
 
-def publish_diff(store: Store, sid: str, epoch: int | None) -> dict[str, str]:
-    """Diff committed snapshot ``sid`` into a blob; the meta to keep with its result."""
+def publish_diff(store: Store, sid: str, epoch: int | None,
+                 reuse: LayerReuse | None = None) -> dict[str, str]:
+    """Diff committed snapshot ``sid`` into a blob; the meta to keep with its result.
+
+    ``reuse`` (an incremental COPY, worker/copyreuse.py) lets the diff copy unchanged
+    entries from the old layer: the same bytes, hence the same diff_id, as a fresh diff.
+    """
     tmp = store.root / "blobs" / "tmp" / f"diff-{os.urandom(16).hex()}.tar"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch)
+        diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch, reuse=reuse)
         empty = _empty_tar(diff.path)
         content = store.content
         if content.has(diff.diff_id):
