@@ -190,7 +190,17 @@ def _make_init(cls: type, all_fields: tuple[dataclasses.Field[Any], ...],
                      for f in all_fields if f.init and f.default is _MISSING
                      and f.default_factory is _MISSING)
 
+    names = tuple(f.name for f in all_fields)
+    # Every field given by position, the common call in hot loops: no bookkeeping.
+    simple = len(positional) == len(all_fields)
+
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if simple and not kwargs and len(args) == len(names):
+            for name, value in zip(names, args, strict=True):
+                set_attr(self, name, value)
+            if post_init:
+                self.__post_init__()
+            return
         if len(args) > len(positional):
             raise TypeError(f"{qualname} {too_many} but {len(args) + 1} were given")
         values = dict(zip(positional, args, strict=False))  # fewer args: rest by name

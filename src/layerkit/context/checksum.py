@@ -74,7 +74,7 @@ _OUTSIDE_HINT: Final = (
 )
 
 
-@dataclass(slots=True)
+@dataclass
 class HasherStats:
     """What hashing cost: the observable proof that the stat cache works."""
 

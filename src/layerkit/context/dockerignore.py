@@ -38,7 +38,7 @@ _BANG_HINT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class IgnoreRule:
     """One pattern as ``ReadAll`` returns it, with its 1-based line number."""
 

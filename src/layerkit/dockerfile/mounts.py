@@ -22,7 +22,6 @@ applied to every value (BuildKit expands them when the RUN is dispatched).
 
 from __future__ import annotations
 
-import csv
 import posixpath
 import re
 from collections.abc import Callable
@@ -110,6 +109,8 @@ def parse_ram_bytes(value: str) -> int:
 
 
 def _split_csv(value: str) -> list[str]:
+    import csv  # only --mount values need it
+
     try:
         rows = list(csv.reader([value], strict=True))
     except csv.Error as exc:

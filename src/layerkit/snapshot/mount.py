@@ -16,7 +16,6 @@ import ctypes
 import functools
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import field
@@ -105,6 +104,8 @@ def mount(m: Mount, target: Path) -> None:
         if m.chdir is None:
             _sys_mount(m.source, str(target), m.type, flags, data)
             return
+        import subprocess  # only mounts with many layers need the child (and its import)
+
         proc = subprocess.run(
             [sys.executable, "-S", "-c", _CHILD, m.source, str(target), m.type,
              str(flags), data],

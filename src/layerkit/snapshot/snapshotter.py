@@ -20,9 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -61,6 +59,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def copy_tree(src: Path, dst: Path) -> None:
     """Copy a tree with owners, modes, xattrs, hardlinks and times (``cp -a``)."""
+    import subprocess  # the naive driver's path only
+
     proc = subprocess.run(
         ["cp", "-a", "--reflink=auto", f"{src}/.", f"{dst}/"],
         capture_output=True, text=True, check=False,
@@ -185,7 +185,7 @@ class Snapshotter:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             while True:
-                sid = secrets.token_hex(6)
+                sid = os.urandom(6).hex()
                 if os.path.lexists(self._path(sid)):
                     continue
                 os.rename(staging, self._path(sid))
