@@ -106,6 +106,12 @@ def _mutate(project: Project, scenario: str, counter: int) -> None:
         project.edit_requirements(counter)
 
 
+def _settle(builder: CommandBuilder, project: Project, scratch: Path) -> None:
+    log = scratch / "logs" / f"{builder.name}.log"
+    for argv in builder.build_argvs(project):
+        run_timed(argv, log=log, env=builder.full_env(), cwd=project.context)
+
+
 def _measure(builder: CommandBuilder, project: Project, scenario: str, scratch: Path,
              cell: Cell) -> str:
     if scenario == "cold":
@@ -189,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             cells = {b.name: Cell() for b in ready}
             results[project.name][scenario] = cells
+            if scenario != "cold":
+                # One unmeasured build per builder first, so the first repetition starts
+                # from the state the scenario names (the previous scenario's image
+                # built from the current files), whatever ran before it.
+                for b in ready:
+                    _settle(b, project, scratch)
             for rep in range(args.reps):
                 counter += 1
                 _mutate(project, scenario, counter)
