@@ -28,14 +28,18 @@ def is_whiteout(st: os.stat_result) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def is_opaque(path: Path) -> bool:
+# Paths are plain strings below: a layer of a thousand files made ~4,000 Path objects.
+PathLike = str | Path
+
+
+def is_opaque(path: PathLike) -> bool:
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
 
 
-def _children(path: Path) -> list[str]:
+def _children(path: PathLike) -> list[str]:
     try:
         names = os.listdir(path)
     except FileNotFoundError:
@@ -47,14 +51,14 @@ def _join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
 
-def lower_stat(lowers: Sequence[Path], rel: str) -> os.stat_result | None:
+def lower_stat(lowers: Sequence[PathLike], rel: str) -> os.stat_result | None:
     """Stat of ``rel`` in the merged view of ``lowers`` (top first), or None."""
     parts = rel.split("/")
     for lower in lowers:
         hidden_below = False
-        current = lower
+        current = os.fspath(lower)
         for i, part in enumerate(parts):
-            current = current / part
+            current = f"{current}/{part}"
             try:
                 st = os.lstat(current)
             except (FileNotFoundError, NotADirectoryError):
@@ -72,7 +76,8 @@ def lower_stat(lowers: Sequence[Path], rel: str) -> os.stat_result | None:
     return None
 
 
-def _same_dir(upper: Path, st: os.stat_result, low: os.stat_result | None, lower: Path) -> bool:
+def _same_dir(upper: PathLike, st: os.stat_result, low: os.stat_result | None,
+              lower: PathLike) -> bool:
     if low is None or not stat.S_ISDIR(low.st_mode):
         return False
     return (
@@ -95,25 +100,26 @@ def diff_overlay(
     """Write the layer for ``upper`` (on top of ``lowers``, top first) to ``out``;
     ``reuse``: an earlier layer whose unchanged file entries are copied, not re-encoded."""
     with LayerWriter(out, source_date_epoch, reuse) as writer:
-        _walk_upper(writer, upper, lowers, "")
+        _walk_upper(writer, os.fspath(upper), [os.fspath(lower) for lower in lowers], "")
     assert writer.result is not None
     return writer.result
 
 
-def _lower_path(lowers: Sequence[Path], rel: str) -> Path:
+def _lower_path(lowers: Sequence[str], rel: str) -> str:
     for lower in lowers:
-        if os.path.lexists(lower / rel):
-            return lower / rel
-    return lowers[0] / rel if lowers else Path(rel)
+        candidate = f"{lower}/{rel}"
+        if os.path.lexists(candidate):
+            return candidate
+    return f"{lowers[0]}/{rel}" if lowers else rel
 
 
-def _walk_upper(writer: LayerWriter, upper: Path, lowers: Sequence[Path], rel: str) -> None:
-    directory = upper / rel if rel else upper
+def _walk_upper(writer: LayerWriter, upper: str, lowers: Sequence[str], rel: str) -> None:
+    directory = f"{upper}/{rel}" if rel else upper
     if rel and is_opaque(directory):
         writer.add_marker(_join(rel, ".wh..wh..opq"), os.lstat(directory).st_mtime)
     for name in _children(directory):
         child_rel = _join(rel, name)
-        path = directory / name
+        path = f"{directory}/{name}"
         st = os.lstat(path)
         if is_whiteout(st):
             writer.add_marker(_join(rel, ".wh." + name), st.st_mtime)

@@ -36,7 +36,7 @@ class _HashingFile:
     """A write-only file object that hashes and counts what passes through."""
 
     def __init__(self, fh: os.PathLike[str] | str) -> None:
-        self._fh = open(fh, "wb")  # noqa: SIM115 - closed in close()
+        self._fh = open(fh, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in close()
         self.sha = hashlib.sha256()
         self.size = 0
 
@@ -52,7 +52,7 @@ class _HashingFile:
         self._fh.close()
 
 
-def read_xattrs(path: Path) -> dict[str, bytes]:
+def read_xattrs(path: str | Path) -> dict[str, bytes]:
     """The xattrs a layer should carry (overlay's own bookkeeping removed)."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
@@ -113,7 +113,7 @@ class LayerReuse:
             self._index = index
         return self._index
 
-    def span(self, name: str, path: Path, st: os.stat_result,
+    def span(self, name: str, path: str | Path, st: os.stat_result,
              mtime: int) -> tuple[int, int] | None:
         """(offset, length) of the old bytes for this entry, or None: encode it afresh."""
         old = self._entries().get(name)
@@ -143,8 +143,50 @@ class LayerReuse:
             self._fh = None
 
 
+_NUL_BLOCK = bytes(tarfile.BLOCKSIZE)
+# uid/gid fit 7 octal digits, size and mtime 11: beyond that tarfile adds PAX records.
+_MAX_ID = 8 ** 7
+_MAX_11 = 8 ** 11
+
+
+def ustar_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int,
+                 typeflag: bytes, linkname: str = "") -> bytes | None:
+    """The header block ``tarfile`` writes in PAX format for an entry that needs no
+    PAX record (ASCII names that fit, small ids, no xattrs, not a device), or None.
+
+    The bytes are tarfile's own (tests/unit/test_tarwriter_headers.py compares them);
+    building them directly skips its per-entry ``copy``, dict and PAX checks, which
+    were most of the cost of writing a layer of many small files.
+    """
+    if (len(name) > 100 or len(linkname) > 100 or not name.isascii()
+            or not linkname.isascii() or not 0 <= uid < _MAX_ID or not 0 <= gid < _MAX_ID
+            or not 0 <= size < _MAX_11 or not 0 <= mtime < _MAX_11):
+        return None
+    block = bytearray(tarfile.BLOCKSIZE)
+    raw = name.encode("ascii")
+    block[0:len(raw)] = raw
+    block[100:108] = b"%07o\0" % (mode & 0o7777)
+    block[108:116] = b"%07o\0" % uid
+    block[116:124] = b"%07o\0" % gid
+    block[124:136] = b"%011o\0" % size
+    block[136:148] = b"%011o\0" % mtime
+    block[148:156] = b"        "  # the checksum counts its own field as spaces
+    block[156:157] = typeflag
+    link = linkname.encode("ascii")
+    block[157:157 + len(link)] = link
+    block[257:265] = tarfile.POSIX_MAGIC
+    checksum = sum(block)
+    block[148:155] = b"%06o\0" % checksum
+    return bytes(block)
+
+
 class LayerWriter:
-    """Context manager: ``add`` entries, then the result is in ``.result``."""
+    """Context manager: ``add`` entries, then the result is in ``.result``.
+
+    Headers of ordinary entries are encoded by :func:`ustar_header`; the rest (long
+    or non-ASCII names, xattrs, devices) by ``tarfile.TarInfo.tobuf``: either way
+    the bytes of ``tarfile.open(mode="w|", format=PAX_FORMAT)``.
+    """
 
     def __init__(self, out: Path, source_date_epoch: int | None = None,
                  reuse: LayerReuse | None = None) -> None:
@@ -153,9 +195,7 @@ class LayerWriter:
         self.epoch = source_date_epoch
         self._tmp = out.with_name(out.name + ".tmp")
         self._file = _HashingFile(self._tmp)
-        self._tar = tarfile.open(  # noqa: SIM115 - closed in __exit__
-            fileobj=self._file, mode="w|", format=tarfile.PAX_FORMAT  # type: ignore[call-overload]
-        )
+        self._offset = 0
         self._links: dict[tuple[int, int], str] = {}
         self.result: DiffResult | None = None
 
@@ -171,7 +211,7 @@ class LayerWriter:
         if self.reuse is not None:
             self.reuse.close()
         if exc_type is None:
-            self._tar.close()
+            self._finish()
             self._file.close()
             os.replace(self._tmp, self.out)
             digest = "sha256:" + self._file.sha.hexdigest()
@@ -179,6 +219,44 @@ class LayerWriter:
         else:
             self._file.close()
             self._tmp.unlink(missing_ok=True)
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._offset += len(data)
+
+    def _finish(self) -> None:
+        """The end of the archive as ``TarFile.close`` writes it: two zero blocks, then
+        zeros up to a whole record."""
+        self._write(_NUL_BLOCK * 2)
+        remainder = self._offset % tarfile.RECORDSIZE
+        if remainder:
+            self._write(bytes(tarfile.RECORDSIZE - remainder))
+
+    def _header(self, info: tarfile.TarInfo) -> None:
+        fast = None
+        if not info.pax_headers and info.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+            name = info.name + "/" if info.type == tarfile.DIRTYPE and not info.name.endswith(
+                "/") else info.name
+            fast = ustar_header(name, info.mode, info.uid, info.gid, info.size,
+                                int(info.mtime), info.type, info.linkname)
+        self._write(fast if fast is not None else info.tobuf(
+            tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def _data(self, path: str | Path, size: int) -> None:
+        """The file's bytes, then zeros to a whole block; exactly ``size`` bytes, as
+        tarfile insists (a file that shrank meanwhile is an error, not a short entry)."""
+        left = size
+        with open(path, "rb", buffering=0) as fh:
+            while left:
+                chunk = fh.read(min(left, 1 << 20))
+                if not chunk:
+                    raise OSError(f"{path}: unexpected end of data (the file changed while "
+                                  "its layer was written)")
+                self._write(chunk)
+                left -= len(chunk)
+        remainder = size % tarfile.BLOCKSIZE
+        if remainder:
+            self._write(bytes(tarfile.BLOCKSIZE - remainder))
 
     def _mtime(self, mtime: float) -> int:
         value = int(mtime)
@@ -194,7 +272,7 @@ class LayerWriter:
         info.mtime = self._mtime(st.st_mtime)
         return info
 
-    def add(self, name: str, path: Path, st: os.stat_result) -> None:
+    def add(self, name: str, path: str | Path, st: os.stat_result) -> None:
         """Add the entry at host ``path`` under tar ``name`` (no leading '/')."""
         info = self._info(name, st)
         xattrs = read_xattrs(path)
@@ -209,15 +287,15 @@ class LayerWriter:
             if st.st_nlink > 1 and key in self._links:
                 info.type = tarfile.LNKTYPE
                 info.linkname = self._links[key]
-                self._tar.addfile(info)
+                self._header(info)
                 return
             if st.st_nlink > 1:
                 self._links[key] = name
             if self.reuse is not None and self._splice(name, path, st, int(info.mtime)):
                 return
             info.size = st.st_size
-            with open(path, "rb") as fh:
-                self._tar.addfile(info, fh)
+            self._header(info)
+            self._data(path, st.st_size)
             return
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
@@ -231,27 +309,22 @@ class LayerWriter:
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
         else:
             return  # sockets and the like have no place in a layer
-        self._tar.addfile(info)
+        self._header(info)
 
-    def _splice(self, name: str, path: Path, st: os.stat_result, mtime: int) -> bool:
+    def _splice(self, name: str, path: str | Path, st: os.stat_result, mtime: int) -> bool:
         """Copy this entry's bytes from the reused layer, when they are the same."""
         assert self.reuse is not None
         span = self.reuse.span(name, path, st, mtime)
         if span is None:
             return False
         offset, length = span
-        # What TarFile.addfile does, with the bytes already encoded: write through the
-        # tar's stream and advance its offset, so later entries and the end are in step.
-        stream = self._tar.fileobj
-        assert stream is not None
-        while length > 0:
+        while length > 0:  # the entry's header, data and padding, already encoded
             chunk = self.reuse.read(offset, min(length, 1 << 20))
             if not chunk:
                 raise OSError(f"{self.reuse.blob}: truncated layer")
-            stream.write(chunk)
+            self._write(chunk)
             offset += len(chunk)
             length -= len(chunk)
-            self._tar.offset += len(chunk)
         self.reuse.spliced += 1
         return True
 
@@ -262,4 +335,4 @@ class LayerWriter:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         info.mtime = self._mtime(mtime)
-        self._tar.addfile(info)
+        self._header(info)
