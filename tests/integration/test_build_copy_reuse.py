@@ -267,3 +267,35 @@ def test_layer_tar_copies_unchanged_entries_from_the_old_layer_byte_for_byte(
     other = LayerReuse(blob, elsewhere)
     assert snaps.diff(new.parent.name, build_env.tmp / "c.tar", reuse=other).diff_id == new_layer
     assert other.spliced == 0
+
+
+def test_the_layer_entry_list_replaces_parsing_the_old_layer(
+    build_env: BuildEnv, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each incremental COPY keeps where its layer's files are (``<key>.entries``), so
+    the next one copies from the old layer without parsing it; the list must describe
+    exactly what parsing finds, and a damaged list only costs the parse."""
+    import json
+
+    from layerkit.snapshot.tarwriter import LayerReuse
+
+    root = build_env.root
+    ctx = make_context(build_env)
+    first = build_env.build(ctx)
+    layer = diff_ids(root, first)[-1]
+    (lists,) = (root / "copyreuse").glob("*.entries")
+    doc = json.loads(lists.read_text())
+    assert doc["diff_id"] == layer
+    blob = root / "blobs" / "sha256" / layer.removeprefix("sha256:")
+    parsed = LayerReuse(blob, root)._entries()
+    assert len(parsed) == FILES
+    kept = LayerReuse(blob, root, {n: tuple(e) for n, e in doc["entries"].items()})
+    assert kept._entries() == parsed
+
+    # A damaged list is ignored: the next build parses, and its result is still right.
+    lists.write_text('{"diff_id": "' + layer + '", "entries": {"x": [1]}}')
+    (ctx / "data" / "d01" / "f0100.txt").write_text("edited\n")
+    second = diff_ids(root, build_env.build(ctx))[-1]
+    assert json.loads(lists.read_text())["diff_id"] == second  # replaced by the new layer's
+    monkeypatch.setenv("LAYERKIT_COPY_REUSE", "0")
+    assert diff_ids(root, build_env.build(ctx, no_cache=True))[-1] == second

@@ -14,6 +14,8 @@ import hashlib
 import os
 import stat
 import tarfile
+from collections.abc import Mapping
+from dataclasses import field
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -23,13 +25,22 @@ from layerkit.fastclass import dataclass
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 
 
+# A regular-file entry of a layer: where its bytes are (header block(s) to the end of
+# the padding) and what its header says. Kept so an incremental COPY can copy it into
+# the next layer without parsing this one again (see LayerReuse).
+EntryRecord = tuple[int, int, int, int, int, int, int, dict[str, str]]
+# offset, length, mode, uid, gid, mtime, size, xattrs
+
+
 @dataclass(frozen=True)
 class DiffResult:
-    """The layer tar written: ``diff_id`` is "sha256:<hex>" of its bytes."""
+    """The layer tar written: ``diff_id`` is "sha256:<hex>" of its bytes; ``entries``
+    its regular files (not hardlinks) by name."""
 
     path: Path
     diff_id: str
     size: int
+    entries: dict[str, EntryRecord] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _HashingFile:
@@ -90,11 +101,17 @@ class LayerReuse:
     the data is that inode's content, so the bytes are those a fresh ``add`` writes.
     """
 
-    def __init__(self, blob: Path, old_fs: Path) -> None:
+    def __init__(self, blob: Path, old_fs: Path,
+                 entries: Mapping[str, EntryRecord] | None = None) -> None:
+        """``entries``: the old layer's :attr:`DiffResult.entries`, when kept; otherwise
+        the layer is parsed to find them."""
         self.blob = blob
         self.old_fs = old_fs
         self.spliced = 0  # entries copied (for tests and the worker's report)
         self._index: dict[str, _OldEntry] | None = None
+        if entries is not None:
+            self._index = {name: _OldEntry(e[0], e[1], (e[2], e[3], e[4], e[5], e[6]), e[7])
+                           for name, e in entries.items()}
         self._fh: BinaryIO | None = None
 
     def _entries(self) -> dict[str, _OldEntry]:
@@ -131,6 +148,9 @@ class LayerReuse:
         if xattrs != old.xattrs:
             return None
         return old.offset, old.length
+
+    def entry(self, name: str) -> _OldEntry:
+        return self._entries()[name]
 
     def read(self, offset: int, length: int) -> bytes:
         if self._fh is None:
@@ -195,8 +215,10 @@ class LayerWriter:
         self.epoch = source_date_epoch
         self._tmp = out.with_name(out.name + ".tmp")
         self._file = _HashingFile(self._tmp)
-        self._offset = 0
+        self._offset = 0  # bytes of the archive so far, spliced ones not yet copied included
+        self._pending: tuple[int, int] | None = None  # a run of old bytes still to copy
         self._links: dict[tuple[int, int], str] = {}
+        self._entries: dict[str, EntryRecord] = {}
         self.result: DiffResult | None = None
 
     def __enter__(self) -> LayerWriter:
@@ -215,14 +237,28 @@ class LayerWriter:
             self._file.close()
             os.replace(self._tmp, self.out)
             digest = "sha256:" + self._file.sha.hexdigest()
-            self.result = DiffResult(self.out, digest, self._file.size)
+            self.result = DiffResult(self.out, digest, self._file.size, self._entries)
         else:
             self._file.close()
             self._tmp.unlink(missing_ok=True)
 
     def _write(self, data: bytes) -> None:
+        if self._pending is not None:
+            self._copy_pending()
         self._file.write(data)
         self._offset += len(data)
+
+    def _copy_pending(self) -> None:
+        assert self._pending is not None and self.reuse is not None
+        offset, length = self._pending
+        self._pending = None
+        while length > 0:
+            chunk = self.reuse.read(offset, min(length, 1 << 20))
+            if not chunk:
+                raise OSError(f"{self.reuse.blob}: truncated layer")
+            self._file.write(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
 
     def _finish(self) -> None:
         """The end of the archive as ``TarFile.close`` writes it: two zero blocks, then
@@ -294,8 +330,12 @@ class LayerWriter:
             if self.reuse is not None and self._splice(name, path, st, int(info.mtime)):
                 return
             info.size = st.st_size
+            start = self._offset
             self._header(info)
             self._data(path, st.st_size)
+            self._entries[name] = (start, self._offset - start, info.mode, info.uid, info.gid,
+                                   int(info.mtime), info.size,
+                                   {k[len(_XATTR_PAX):]: v for k, v in info.pax_headers.items()})
             return
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
@@ -317,14 +357,18 @@ class LayerWriter:
         span = self.reuse.span(name, path, st, mtime)
         if span is None:
             return False
-        offset, length = span
-        while length > 0:  # the entry's header, data and padding, already encoded
-            chunk = self.reuse.read(offset, min(length, 1 << 20))
-            if not chunk:
-                raise OSError(f"{self.reuse.blob}: truncated layer")
-            self._write(chunk)
-            offset += len(chunk)
-            length -= len(chunk)
+        offset, length = span  # the entry's header, data and padding, already encoded
+        old = self.reuse.entry(name)
+        self._entries[name] = (self._offset, length, *old.header, old.xattrs)
+        # Entries that follow each other in the old layer are copied as one run.
+        if self._pending is not None and sum(self._pending) == offset and \
+                self._pending[1] + length <= 8 << 20:
+            self._pending = (self._pending[0], self._pending[1] + length)
+        else:
+            if self._pending is not None:
+                self._copy_pending()
+            self._pending = (offset, length)
+        self._offset += length
         self.reuse.spliced += 1
         return True
 

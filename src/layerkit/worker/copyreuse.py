@@ -203,7 +203,13 @@ def remember(store_root: Path, plan: CopyPlan, sid: str, diff_id: str) -> None:
     write_atomic(index / plan.key, json.dumps({"snapshot": sid, "diff_id": diff_id}).encode())
 
 
-def layer_reuse(store_root: Path, prev: Previous) -> LayerReuse | None:
+def entries_path(store_root: Path, plan: CopyPlan) -> Path:
+    """Where this step's latest layer lists its entries (one file per step: the next
+    run replaces it, so old layers' lists do not pile up)."""
+    return store_root / _INDEX_DIR / f"{plan.key}.entries"
+
+
+def layer_reuse(store_root: Path, prev: Previous, plan: CopyPlan) -> LayerReuse | None:
     """The old layer blob as a source of unchanged tar entries, when it is still here."""
     from layerkit.snapshot.tarwriter import LayerReuse
 
@@ -211,7 +217,22 @@ def layer_reuse(store_root: Path, prev: Previous) -> LayerReuse | None:
     blob = store_root / "blobs" / "sha256" / hexpart
     if algo != "sha256" or len(hexpart) != 64 or not blob.is_file():
         return None
-    return LayerReuse(blob, prev.fs)
+    entries = None
+    try:
+        doc = json.loads(entries_path(store_root, plan).read_text())
+        if doc.get("diff_id") == prev.diff_id:  # written for this very layer
+            entries = {str(name): _entry(e) for name, e in doc["entries"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        entries = None  # absent or damaged: the layer is parsed instead
+    return LayerReuse(blob, prev.fs, entries)
+
+
+def _entry(raw: list[object]) -> tuple[int, int, int, int, int, int, int, dict[str, str]]:
+    *numbers, xattrs = raw
+    if len(numbers) != 7 or not isinstance(xattrs, dict):
+        raise ValueError("malformed entry")
+    offset, length, mode, uid, gid, mtime, size = (int(n) for n in numbers)  # type: ignore[call-overload]
+    return offset, length, mode, uid, gid, mtime, size, {str(k): str(v) for k, v in xattrs.items()}
 
 
 class SkipUnchanged(IgnoreRules):

@@ -514,8 +514,9 @@ class LocalWorker:
 
         copyreuse.record(self.store.snapshots.fs(key).parent, plan)
         sid = self.store.snapshots.commit(key)
-        reuse = copyreuse.layer_reuse(self.store.root, prev) if prev else None
-        meta = publish_diff(self.store, sid, self.epoch, reuse)
+        reuse = copyreuse.layer_reuse(self.store.root, prev, plan) if prev else None
+        meta = publish_diff(self.store, sid, self.epoch, reuse,
+                            entries_out=copyreuse.entries_path(self.store.root, plan))
         copyreuse.remember(self.store.root, plan, sid, meta["diff_id"])
         return StepResult(sid, meta)
 

@@ -22,11 +22,14 @@ __all__ = ["publish_diff"]
 
 
 def publish_diff(store: Store, sid: str, epoch: int | None,
-                 reuse: LayerReuse | None = None) -> dict[str, str]:
+                 reuse: LayerReuse | None = None,
+                 entries_out: Path | None = None) -> dict[str, str]:
     """Diff committed snapshot ``sid`` into a blob; the meta to keep with its result.
 
     ``reuse`` (an incremental COPY, worker/copyreuse.py) lets the diff copy unchanged
     entries from the old layer: the same bytes, hence the same diff_id, as a fresh diff.
+    ``entries_out`` receives where each file's bytes are in the new layer (JSON, with
+    its diff_id), so the next incremental COPY need not parse it.
     """
     tmp = store.root / "blobs" / "tmp" / f"diff-{os.urandom(16).hex()}.tar"
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +44,14 @@ def publish_diff(store: Store, sid: str, epoch: int | None,
                                 digest_known=True)  # the diff hashed what it wrote
     finally:
         tmp.unlink(missing_ok=True)
+    if entries_out is not None:
+        import json
+
+        from layerkit.snapshot.snapshotter import write_atomic
+
+        entries_out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(entries_out, json.dumps({"diff_id": diff.diff_id, "entries": diff.entries},
+                                             separators=(",", ":")).encode())
     # "created" feeds the image history: a cached rebuild reuses it, so the same
     # inputs give the same image id (BuildKit's testReproducibleIDs).
     created = int(time.time()) if epoch is None else epoch
