@@ -44,7 +44,8 @@ clean:
 
 # Hardening (docs/reliability.md). `make fuzz` runs the fuzzers long
 # (LAYERKIT_FUZZ_EXAMPLES per property, default 100000); `make hardening-long`
-# also runs the long kill-anywhere variant and a 1 GiB compression bomb.
+# also runs the long kill-anywhere variant (500 kills), a 1 GiB compression bomb and
+# a longer faulty-registry soak (1000 pulls + 1000 pushes, 50 builds).
 .PHONY: hardening fuzz hardening-long
 FUZZ_EXAMPLES ?= 100000
 
@@ -58,4 +59,5 @@ fuzz: setup
 hardening-long: setup
 	LAYERKIT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LAYERKIT_FUZZ_SEED=random \
 	LAYERKIT_KILLS=500 LAYERKIT_BOMB_BYTES=1073741824 \
+	LAYERKIT_SOAK_OPS=1000 LAYERKIT_SOAK_BUILDS=50 \
 		$(BIN)/pytest -q -p no:cacheprovider tests/hardening
