@@ -136,3 +136,23 @@ def test_the_fast_header_is_taken_for_ordinary_entries() -> None:
 def test_entries_needing_pax_records_are_left_to_tarfile(name: str, uid: int,
                                                          link: str) -> None:
     assert ustar_header(name, 0o644, uid, 0, 0, 0, tarfile.SYMTYPE, link) is None
+
+
+def test_entry_positions_are_recorded_only_on_request(tmp_path: Path) -> None:
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a").write_bytes(b"x" * 700)
+    s = os.lstat(tmp_path / "tree" / "a")
+    for record in (False, True):
+        out = tmp_path / f"layer-{record}.tar"
+        with LayerWriter(out, record_entries=record) as writer:
+            writer.add("a", tmp_path / "tree" / "a", s)
+        assert writer.result is not None
+        if not record:
+            assert writer.result.entries == {}
+            continue
+        offset, length, *header, xattrs = writer.result.entries["a"]
+        assert (offset, length) == (0, 512 + 1024)  # a header block, then 700 bytes padded
+        with tarfile.open(out) as tar:
+            member = tar.getmember("a")
+        assert header == [member.mode, member.uid, member.gid, int(member.mtime), member.size]
+        assert xattrs == {}

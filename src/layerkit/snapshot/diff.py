@@ -96,10 +96,12 @@ def diff_overlay(
     *,
     source_date_epoch: int | None = None,
     reuse: LayerReuse | None = None,
+    record_entries: bool = False,
 ) -> DiffResult:
     """Write the layer for ``upper`` (on top of ``lowers``, top first) to ``out``;
-    ``reuse``: an earlier layer whose unchanged file entries are copied, not re-encoded."""
-    with LayerWriter(out, source_date_epoch, reuse) as writer:
+    ``reuse``: an earlier layer whose unchanged file entries are copied, not re-encoded;
+    ``record_entries``: see :class:`LayerWriter`."""
+    with LayerWriter(out, source_date_epoch, reuse, record_entries=record_entries) as writer:
         _walk_upper(writer, os.fspath(upper), [os.fspath(lower) for lower in lowers], "")
     assert writer.result is not None
     return writer.result

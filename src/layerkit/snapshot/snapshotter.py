@@ -390,7 +390,7 @@ class Snapshotter:
 
     def diff(self, key_or_id: str, out: Path, *,
              source_date_epoch: int | None = None, reuse: LayerReuse | None = None,
-             ) -> DiffResult:
+             record_entries: bool = False) -> DiffResult:
         """Write the layer tar of this snapshot's own changes to ``out`` (``reuse``:
         see :class:`~layerkit.snapshot.tarwriter.LayerReuse`; overlay only)."""
         sid, _active = self._resolve(key_or_id)
@@ -399,8 +399,8 @@ class Snapshotter:
         if self.driver == "naive":
             old = self._path(parents[-1]) / "fs" if parents else None
             return diff_naive(fs, old, out, source_date_epoch=source_date_epoch)
-        return diff_overlay(fs, self._lowers(parents), out,
-                            source_date_epoch=source_date_epoch, reuse=reuse)
+        return diff_overlay(fs, self._lowers(parents), out, source_date_epoch=source_date_epoch,
+                            reuse=reuse, record_entries=record_entries)
 
 
 def _split_tail(tail: str) -> tuple[str, ...]:

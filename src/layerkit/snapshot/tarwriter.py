@@ -209,8 +209,11 @@ class LayerWriter:
     """
 
     def __init__(self, out: Path, source_date_epoch: int | None = None,
-                 reuse: LayerReuse | None = None) -> None:
+                 reuse: LayerReuse | None = None, *, record_entries: bool = False) -> None:
+        """``record_entries``: fill :attr:`DiffResult.entries` (an incremental COPY keeps
+        them); off by default, a RUN layer can hold 100,000 files."""
         self.out = out
+        self.record_entries = record_entries
         self.reuse = reuse
         self.epoch = source_date_epoch
         self._tmp = out.with_name(out.name + ".tmp")
@@ -333,9 +336,11 @@ class LayerWriter:
             start = self._offset
             self._header(info)
             self._data(path, st.st_size)
-            self._entries[name] = (start, self._offset - start, info.mode, info.uid, info.gid,
-                                   int(info.mtime), info.size,
-                                   {k[len(_XATTR_PAX):]: v for k, v in info.pax_headers.items()})
+            if self.record_entries:
+                self._entries[name] = (start, self._offset - start, info.mode, info.uid, info.gid,
+                                       int(info.mtime), info.size,
+                                       {k[len(_XATTR_PAX):]: v
+                                        for k, v in info.pax_headers.items()})
             return
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
@@ -358,8 +363,9 @@ class LayerWriter:
         if span is None:
             return False
         offset, length = span  # the entry's header, data and padding, already encoded
-        old = self.reuse.entry(name)
-        self._entries[name] = (self._offset, length, *old.header, old.xattrs)
+        if self.record_entries:
+            old = self.reuse.entry(name)
+            self._entries[name] = (self._offset, length, *old.header, old.xattrs)
         # Entries that follow each other in the old layer are copied as one run.
         if self._pending is not None and sum(self._pending) == offset and \
                 self._pending[1] + length <= 8 << 20:

@@ -34,7 +34,8 @@ def publish_diff(store: Store, sid: str, epoch: int | None,
     tmp = store.root / "blobs" / "tmp" / f"diff-{os.urandom(16).hex()}.tar"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch, reuse=reuse)
+        diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch, reuse=reuse,
+                                    record_entries=entries_out is not None)
         empty = _empty_tar(diff.path)
         content = store.content
         if content.has(diff.diff_id):
