@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_NAMES = ("python", "python-naive", "big-context", "multistage")
+# In every edit, so no edit of this run repeats the content of an earlier run's: a
+# builder whose cache outlives the run (BuildKit's) would otherwise answer from it.
+RUN_NONCE = os.urandom(4).hex()
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Project:
     def edit_code(self, counter: int) -> None:
         """Append one line, so the content checksum changes."""
         with self.code_file.open("a") as f:
-            f.write(f"EDIT_{counter} = {counter}\n")
+            f.write(f"EDIT_{counter} = '{RUN_NONCE}'\n")
 
     def touch(self) -> None:
         """Change only the mtime: a content-addressed cache must still hit."""
@@ -54,7 +57,7 @@ class Project:
         lines = [x for x in old if x.strip() != "six" and not x.startswith("# edit")]
         if not had_six:
             lines.append("six")
-        lines.append(f"# edit {counter}")
+        lines.append(f"# edit {counter} {RUN_NONCE}")
         self.requirements.write_text("\n".join(lines) + "\n")
 
 
