@@ -27,7 +27,8 @@ Driver = Literal["overlayfs", "naive"]
 ENV = "LAYERKIT_SNAPSHOTTER"
 
 _lock = threading.Lock()
-_detected: dict[str, Driver] = {}
+_detected: dict[str, tuple[Driver, bool]] = {}
+VOLATILE_ENV = "LAYERKIT_OVERLAY_VOLATILE"
 
 
 def overlay_extra_options() -> tuple[str, ...]:
@@ -41,9 +42,10 @@ def overlay_extra_options() -> tuple[str, ...]:
     return tuple(out)
 
 
-def _probe(root: Path) -> bool:
+def _probe(root: Path) -> tuple[bool, bool]:
+    """(overlayfs works, its ``volatile`` option is accepted)."""
     if os.geteuid() != 0:
-        return False
+        return False, False
     root.mkdir(parents=True, exist_ok=True)
     # The owner's pid is in the name so a build killed mid-probe can be cleaned up
     # (worker/cleanup.py) without touching another live process's probe.
@@ -58,12 +60,24 @@ def _probe(root: Path) -> bool:
         try:
             mount(Mount("overlay", "overlay", opts), base / "m")
         except BuildError:
-            return False
+            return False, False
         try:
             os.unlink(base / "m" / "f")  # must leave a whiteout in the upperdir
-            return (base / "u" / "f").is_char_device()
+            works = (base / "u" / "f").is_char_device()
         finally:
             unmount(base / "m")
+        if not works:
+            return False, False
+        for d in ("u2", "w2"):
+            (base / d).mkdir()
+        try:  # Linux 5.10+
+            mount(Mount("overlay", "overlay", (*opts[:-2], f"upperdir={base / 'u2'}",
+                                               f"workdir={base / 'w2'}", "volatile")),
+                  base / "m")
+        except BuildError:
+            return True, False
+        unmount(base / "m")
+        return True, True
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -81,6 +95,20 @@ def choose_driver(root: Path) -> Driver:
             hint=f"set {ENV}=overlayfs or {ENV}=naive, or unset it",
             reference="snapshot-driver",
         )
+    return _decided(root)[0]
+
+
+def volatile_upper(root: Path) -> bool:
+    """Whether writable overlays under ``root`` are mounted ``volatile``: the kernel
+    then ignores fsync and sync inside the mount (a RUN's package manager syncs
+    often), and the snapshotter makes the upperdir durable itself, once, before it
+    commits (``Snapshotter.commit``). ``LAYERKIT_OVERLAY_VOLATILE=0`` turns it off."""
+    if os.environ.get(VOLATILE_ENV, "").strip() == "0":
+        return False
+    return _decided(root)[1]
+
+
+def _decided(root: Path) -> tuple[Driver, bool]:
     key = str(root.resolve())
     with _lock:
         if key not in _detected:
@@ -97,24 +125,26 @@ def _probe_conditions(root: Path) -> str:
                        overlay_extra_options()])
 
 
-def _remembered_or_probed(root: Path) -> Driver:
+def _remembered_or_probed(root: Path) -> tuple[Driver, bool]:
     root.mkdir(parents=True, exist_ok=True)
     conditions = _probe_conditions(root)
     record = root / "driver.json"
     try:
         saved = json.loads(record.read_text())
         if saved.get("conditions") == conditions and saved.get("driver") in (
-                "overlayfs", "naive"):
+                "overlayfs", "naive") and isinstance(saved.get("volatile"), bool):
             driver: Driver = saved["driver"]
-            return driver
+            return driver, saved["volatile"]
     except (OSError, ValueError, AttributeError):
         pass  # absent or unreadable: probe again
-    driver = "overlayfs" if _probe(root) else "naive"
+    works, volatile = _probe(root)
+    chosen: Driver = "overlayfs" if works else "naive"
     # Written whole then renamed, so a concurrent or killed build never reads half.
     tmp = root / f".driver-{os.getpid()}-{threading.get_ident()}.json"
     with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps({"conditions": conditions, "driver": driver}))
+        tmp.write_text(json.dumps({"conditions": conditions, "driver": chosen,
+                                   "volatile": volatile}))
         os.replace(tmp, record)
     with contextlib.suppress(OSError):
         tmp.unlink()
-    return driver
+    return chosen, volatile

@@ -140,6 +140,22 @@ def unmount(target: Path) -> None:
             )
 
 
+def syncfs(path: Path) -> None:
+    """Write everything dirty on the filesystem holding ``path`` to disk (syncfs(2)),
+    or raise: a write-back error means data that was written is not on disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _libc().syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise BuildError(
+                f"writing {path} to disk failed: {os.strerror(err)}",
+                hint="check the disk under the layerkit root (dmesg, free space); the step "
+                     "was not committed and runs again next time",
+                reference="snapshot-sync")
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def mounted(m: Mount, target: Path) -> Iterator[Path]:
     """Mount ``m`` on ``target`` (created if needed) for the ``with`` block."""

@@ -31,8 +31,13 @@ from typing import BinaryIO
 from layerkit.errors import BuildError
 from layerkit.snapshot.apply import ApplyResult, apply_layer
 from layerkit.snapshot.diff import diff_naive, diff_overlay
-from layerkit.snapshot.driver import Driver, choose_driver, overlay_extra_options
-from layerkit.snapshot.mount import PAGE_SIZE, Mount, mounted, remove_tree
+from layerkit.snapshot.driver import (
+    Driver,
+    choose_driver,
+    overlay_extra_options,
+    volatile_upper,
+)
+from layerkit.snapshot.mount import PAGE_SIZE, Mount, mounted, remove_tree, syncfs
 from layerkit.snapshot.tarwriter import DiffResult, LayerReuse
 
 MARKER = "committed"
@@ -84,6 +89,8 @@ class Snapshotter:
         self.dir = root / "snapshots"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.driver: Driver = driver or choose_driver(root)
+        # Writable overlays skip every sync inside them; commit() syncs once instead.
+        self.volatile = self.driver == "overlayfs" and volatile_upper(root)
         # Tests lower this to exercise the relative-path and flattening paths.
         self.max_mount_data = max_mount_data or (PAGE_SIZE - 1)
         self._active: dict[str, str] = {}
@@ -212,6 +219,12 @@ class Snapshotter:
         sid = self._id_for(key)
         path = self._path(sid)
         meta = json.loads((path / "meta.json").read_text())
+        if self.volatile:
+            # The upperdir was written with syncs ignored (a volatile mount): make it
+            # durable before the marker says the snapshot is complete. One syncfs per
+            # step replaces the sync a plain overlay does at unmount plus every fsync
+            # the step's own programs asked for.
+            syncfs(path)
         shutil.rmtree(path / "work", ignore_errors=True)
         marker = {"parents": meta["parents"], "driver": meta["driver"]}
         write_atomic(path / MARKER, json.dumps(marker, sort_keys=True).encode())
@@ -307,6 +320,8 @@ class Snapshotter:
 
     def _overlay(self, stack: list[str], upper: str | None) -> Mount:
         extra = overlay_extra_options()
+        if upper is not None and self.volatile:
+            extra = (*extra, "volatile")
         tail = "" if upper is None else f",upperdir={upper}/fs,workdir={upper}/work"
         flags = ("ro",) if upper is None else ()
         lowers = [f"{sid}/fs" for sid in reversed(stack)]
