@@ -45,6 +45,7 @@ class CompressionIndex:
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # a cache: losing a row costs a recompress
             conn.executescript(_SCHEMA)
             yield conn
         finally:

@@ -75,6 +75,34 @@ def copy_tree(src: Path, dst: Path) -> None:
                      "check free disk space under the layerkit root")
 
 
+class PendingSync:
+    """A syncfs(2) of a snapshot's filesystem running in a thread (or nothing to do)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if path is not None:
+            self._thread = threading.Thread(target=self._run, name="layerkit-syncfs",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self.path is not None
+        try:
+            syncfs(self.path)
+        except BaseException as exc:  # handed to wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Block until the sync is done; raise its error, if any."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+
 class Snapshotter:
     """Snapshots stored under ``root`` (the layerkit store root)."""
 
@@ -214,7 +242,15 @@ class Snapshotter:
         shutil.rmtree(self._path(sid), ignore_errors=True)
         self._release(sid)
 
-    def commit(self, key: str) -> str:
+    def start_sync(self, key: str) -> PendingSync:
+        """Begin making the active snapshot ``key``'s files durable, in the background
+        (its writer is done: unmounted). Pass the result to :meth:`commit`, which waits
+        for it; reading the files meanwhile (the layer diff) is fine."""
+        if not self.volatile:
+            return PendingSync(None)
+        return PendingSync(self._path(self._id_for(key)))
+
+    def commit(self, key: str, synced: PendingSync | None = None) -> str:
         """Freeze the active snapshot ``key`` (unmount it first); returns its id."""
         sid = self._id_for(key)
         path = self._path(sid)
@@ -224,7 +260,10 @@ class Snapshotter:
             # durable before the marker says the snapshot is complete. One syncfs per
             # step replaces the sync a plain overlay does at unmount plus every fsync
             # the step's own programs asked for.
-            syncfs(path)
+            if synced is not None and synced.path == path:
+                synced.wait()
+            else:
+                syncfs(path)
         shutil.rmtree(path / "work", ignore_errors=True)
         marker = {"parents": meta["parents"], "driver": meta["driver"]}
         write_atomic(path / MARKER, json.dumps(marker, sort_keys=True).encode())

@@ -41,6 +41,7 @@ class DiffResult:
     diff_id: str
     size: int
     entries: dict[str, EntryRecord] = field(default_factory=dict, compare=False, repr=False)
+    count: int = 0  # entries written (0: an empty layer)
 
 
 class _HashingFile:
@@ -222,6 +223,7 @@ class LayerWriter:
         self._pending: tuple[int, int] | None = None  # a run of old bytes still to copy
         self._links: dict[tuple[int, int], str] = {}
         self._entries: dict[str, EntryRecord] = {}
+        self._count = 0
         self.result: DiffResult | None = None
 
     def __enter__(self) -> LayerWriter:
@@ -240,7 +242,8 @@ class LayerWriter:
             self._file.close()
             os.replace(self._tmp, self.out)
             digest = "sha256:" + self._file.sha.hexdigest()
-            self.result = DiffResult(self.out, digest, self._file.size, self._entries)
+            self.result = DiffResult(self.out, digest, self._file.size, self._entries,
+                                     self._count)
         else:
             self._file.close()
             self._tmp.unlink(missing_ok=True)
@@ -272,6 +275,7 @@ class LayerWriter:
             self._write(bytes(tarfile.RECORDSIZE - remainder))
 
     def _header(self, info: tarfile.TarInfo) -> None:
+        self._count += 1
         fast = None
         if not info.pax_headers and info.type not in (tarfile.CHRTYPE, tarfile.BLKTYPE):
             name = info.name + "/" if info.type == tarfile.DIRTYPE and not info.name.endswith(
@@ -363,6 +367,7 @@ class LayerWriter:
         if span is None:
             return False
         offset, length = span  # the entry's header, data and padding, already encoded
+        self._count += 1
         if self.record_entries:
             old = self.reuse.entry(name)
             self._entries[name] = (self._offset, length, *old.header, old.xattrs)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from layerkit.context.checksum import ContextHasher
     from layerkit.context.dockerignore import IgnoreRules
     from layerkit.executor.mounts import MountSpec
+    from layerkit.snapshot.tarwriter import LayerReuse
     from layerkit.worker.copyreuse import CopyPlan, Previous
     from layerkit.worker.remote import RemoteAccess
 
@@ -510,21 +511,35 @@ class LocalWorker:
         kept with the snapshot, and its layer tar copies the unchanged entries of the
         previous one (``prev``) instead of encoding them again."""
         from layerkit.worker import copyreuse
-        from layerkit.worker.publish import publish_diff
 
         copyreuse.record(self.store.snapshots.fs(key).parent, plan)
-        sid = self.store.snapshots.commit(key)
         reuse = copyreuse.layer_reuse(self.store.root, prev, plan) if prev else None
-        meta = publish_diff(self.store, sid, self.epoch, reuse,
-                            entries_out=copyreuse.entries_path(self.store.root, plan))
-        copyreuse.remember(self.store.root, plan, sid, meta["diff_id"])
-        return StepResult(sid, meta)
+        result = self._commit(key, reuse=reuse,
+                              entries_out=copyreuse.entries_path(self.store.root, plan))
+        copyreuse.remember(self.store.root, plan, result.ref, result.meta["diff_id"])
+        return result
 
-    def _commit(self, key: str) -> StepResult:
-        from layerkit.worker.publish import publish_diff
+    def _commit(self, key: str, *, reuse: LayerReuse | None = None,
+                entries_out: Path | None = None) -> StepResult:
+        """Diff the finished snapshot while its files are made durable, commit it, then
+        publish its layer (worker/publish.py)."""
+        from layerkit.worker.publish import diff_layer, publish_layer
 
-        sid = self.store.snapshots.commit(key)
-        return StepResult(sid, publish_diff(self.store, sid, self.epoch))
+        snaps = self.store.snapshots
+        syncing = snaps.start_sync(key)
+        try:
+            diff = diff_layer(self.store, key, self.epoch, reuse,
+                              record_entries=entries_out is not None)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                syncing.wait()
+            raise
+        try:
+            sid = snaps.commit(key, syncing)
+        except BaseException:
+            diff.path.unlink(missing_ok=True)
+            raise
+        return StepResult(sid, publish_layer(self.store, diff, self.epoch, entries_out))
 
 
 def _shown(op: ExecOp) -> str:

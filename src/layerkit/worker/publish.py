@@ -1,14 +1,16 @@
-"""A committed snapshot → its layer tar, published in the content store under its diff_id.
+"""A snapshot → its layer tar, published in the content store under its diff_id.
 
-Runs right after ``Snapshotter.commit`` and before the result is returned to
-the solver (which then records the key): the blob is created once, here, so
-exports and no-op rebuilds never re-tar a snapshot.
+The worker diffs a step's snapshot while it is still active (``diff_layer``),
+commits it, then publishes the tar (``publish_layer``) before the result goes
+back to the solver (which then records the key): the blob is created once,
+here, so exports and no-op rebuilds never re-tar a snapshot. Diffing before
+the commit lets the snapshotter's sync of the upperdir run meanwhile
+(``Snapshotter.start_sync``). ``publish_diff`` does both for a committed one.
 """
 
 from __future__ import annotations
 
 import os
-import tarfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,27 +18,37 @@ from typing import TYPE_CHECKING
 from layerkit.worker.store import Store
 
 if TYPE_CHECKING:
-    from layerkit.snapshot.tarwriter import LayerReuse
+    from layerkit.snapshot.tarwriter import DiffResult, LayerReuse
 
-__all__ = ["publish_diff"]
+__all__ = ["diff_layer", "publish_diff", "publish_layer"]
 
 
-def publish_diff(store: Store, sid: str, epoch: int | None,
-                 reuse: LayerReuse | None = None,
-                 entries_out: Path | None = None) -> dict[str, str]:
-    """Diff committed snapshot ``sid`` into a blob; the meta to keep with its result.
+def diff_layer(store: Store, key_or_id: str, epoch: int | None,
+               reuse: LayerReuse | None = None, *, record_entries: bool = False) -> DiffResult:
+    """Write the layer tar of snapshot ``key_or_id`` (active or committed) under
+    ``blobs/tmp`` (a crash leaves it as a temp file the store collects).
 
     ``reuse`` (an incremental COPY, worker/copyreuse.py) lets the diff copy unchanged
     entries from the old layer: the same bytes, hence the same diff_id, as a fresh diff.
-    ``entries_out`` receives where each file's bytes are in the new layer (JSON, with
-    its diff_id), so the next incremental COPY need not parse it.
     """
     tmp = store.root / "blobs" / "tmp" / f"diff-{os.urandom(16).hex()}.tar"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     try:
-        diff = store.snapshots.diff(sid, tmp, source_date_epoch=epoch, reuse=reuse,
-                                    record_entries=entries_out is not None)
-        empty = _empty_tar(diff.path)
+        return store.snapshots.diff(key_or_id, tmp, source_date_epoch=epoch, reuse=reuse,
+                                    record_entries=record_entries)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def publish_layer(store: Store, diff: DiffResult, epoch: int | None,
+                  entries_out: Path | None = None) -> dict[str, str]:
+    """Move the tar into the content store; the meta to keep with the step's result.
+
+    ``entries_out`` receives where each file's bytes are in the layer (JSON, with its
+    diff_id), so the next incremental COPY need not parse it.
+    """
+    try:
         content = store.content
         if content.has(diff.diff_id):
             diff.path.unlink()
@@ -44,7 +56,7 @@ def publish_diff(store: Store, sid: str, epoch: int | None,
             content.ingest_file(diff.path, move=True, expected_digest=diff.diff_id,
                                 digest_known=True)  # the diff hashed what it wrote
     finally:
-        tmp.unlink(missing_ok=True)
+        diff.path.unlink(missing_ok=True)
     if entries_out is not None:
         import json
 
@@ -57,11 +69,14 @@ def publish_diff(store: Store, sid: str, epoch: int | None,
     # inputs give the same image id (BuildKit's testReproducibleIDs).
     created = int(time.time()) if epoch is None else epoch
     meta = {"diff_id": diff.diff_id, "size": str(diff.size), "created": str(created)}
-    if empty:
+    if diff.count == 0:
         meta["empty"] = "1"
     return meta
 
 
-def _empty_tar(path: Path) -> bool:
-    with tarfile.open(path) as tar:
-        return tar.next() is None
+def publish_diff(store: Store, sid: str, epoch: int | None,
+                 reuse: LayerReuse | None = None,
+                 entries_out: Path | None = None) -> dict[str, str]:
+    """Diff committed snapshot ``sid`` into a blob; the meta to keep with its result."""
+    diff = diff_layer(store, sid, epoch, reuse, record_entries=entries_out is not None)
+    return publish_layer(store, diff, epoch, entries_out)
