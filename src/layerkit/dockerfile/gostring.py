@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import re
 
-from e2b_dockerfile_utils import is_space as _e2b_is_space
-
 _ESCAPES = {
     0x07: "\\a",
     0x08: "\\b",
@@ -33,9 +31,16 @@ _ESCAPES = {
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
+# Go's unicode.IsSpace: in Latin-1 these eight; above it, Unicode's White_Space
+# property (category Z plus the line and paragraph separators). Kept here rather than
+# taken from e2b-dockerfile-utils, whose import (~5 ms) most Dockerfiles then skip.
+_SPACES = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
 def is_space(ch: str) -> bool:
     """Go's ``unicode.IsSpace`` for one character (a lone surrogate is never space)."""
-    return _e2b_is_space(ch)
+    return ch in _SPACES
 
 
 def is_escaped_byte(ch: str) -> bool:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import re
 
-from e2b_dockerfile_utils import ShellLex
-from e2b_dockerfile_utils import chomp_heredoc_content as _e2b_chomp
-from e2b_dockerfile_utils import parse_heredoc as _e2b_parse_heredoc
-
 from layerkit.dockerfile.ast import Heredoc
+
+# e2b-dockerfile-utils is imported where used (~5 ms): most Dockerfiles have no heredoc.
 
 _MAX_UINT64 = 2**64 - 1
 # A lexed word that is only the chomping operator: its terminator word follows.
@@ -27,6 +25,8 @@ class HeredocError(ValueError):
 
 def parse_heredoc(word: str) -> Heredoc | None:
     """The heredoc a single lexed word opens (``3<<-'EOF'``), or None if it opens none."""
+    from e2b_dockerfile_utils import parse_heredoc as _e2b_parse_heredoc
+
     try:
         found = _e2b_parse_heredoc(word)
     except ValueError as err:
@@ -45,6 +45,8 @@ def parse_heredoc(word: str) -> Heredoc | None:
 
 def _line_words(line: str) -> list[str]:
     """Shell words of ``line`` with quotes, escapes and ``$vars`` kept raw."""
+    from e2b_dockerfile_utils import ShellLex
+
     try:
         words: list[str] = ShellLex("\\", raw_quotes=True, raw_escapes=True).process_words(line)
     except ValueError:
@@ -76,5 +78,7 @@ def heredocs_from_line(line: str) -> list[Heredoc]:
 
 def chomp_heredoc_content(content: str) -> str:
     """Strip leading tabs from every line, as ``<<-`` asks (done after parsing)."""
+    from e2b_dockerfile_utils import chomp_heredoc_content as _e2b_chomp
+
     result: str = _e2b_chomp(content)
     return result

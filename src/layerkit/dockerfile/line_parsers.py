@@ -13,8 +13,6 @@ import math
 import re
 from collections.abc import Callable
 
-from e2b_dockerfile_utils import parse_words as _e2b_parse_words
-
 from layerkit.dockerfile.ast import Node
 from layerkit.dockerfile.gostring import (
     from_bytes,
@@ -146,6 +144,9 @@ def split_command(line: str, escape_token: str) -> tuple[str, list[str], str]:
 
 def parse_words(rest: str, escape_token: str) -> list[str]:
     """Quote-aware split on white space; quotes and escapes stay in the words."""
+    # Imported here: only ENV, LABEL and ARG lines need it (the package is ~5 ms).
+    from e2b_dockerfile_utils import parse_words as _e2b_parse_words
+
     # Go decodes runes: an undecodable byte becomes U+FFFD in the word.
     words: list[str] = _e2b_parse_words(replace_invalid(rest), escape_token)
     return words
