@@ -18,7 +18,6 @@ accepted, because BuildKit and Docker write one for ``FROM scratch`` images.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -139,6 +138,8 @@ class Descriptor:
         data = obj.get_str("data")
         if data is not None:
             try:
+                import base64  # only descriptors with embedded data
+
                 base64.b64decode(data, validate=True)
             except binascii.Error as e:
                 raise fail(obj.at("data"), f"invalid base64: {e}") from None

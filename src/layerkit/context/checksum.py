@@ -19,7 +19,6 @@ once and remembered in a ``StatCache``; ``stats`` shows what was read.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import os
 import stat as st
@@ -593,6 +592,8 @@ class ContextHasher:
             return fallback
         names = {child.rpartition("/")[2]: child for child in self._children[parent]}
         by_lower = {n.lower(): n for n in names}
+        import difflib  # only for this hint
+
         close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
         if not close:
             return fallback

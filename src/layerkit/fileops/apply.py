@@ -24,11 +24,9 @@ from layerkit.context.patternmatcher import (
     filepath_match,
     has_wildcards,
 )
-from layerkit.fileops.archive import detect_archive, extract_archive
 from layerkit.fileops.chmod import ModeSpec, parse_chmod
 from layerkit.fileops.copier import Copier, CopyOptions, copy_file_content, include_prefixes
 from layerkit.fileops.errors import FileOpError
-from layerkit.fileops.fetch import fetch_url, url_filename, verify_checksum
 from layerkit.fileops.owner import Owner, resolve_owner
 from layerkit.fileops.result import FileOpResult
 from layerkit.fileops.sources import SourceMatch, clean_source, resolve_source
@@ -183,6 +181,8 @@ class _Runner:
         dst_host = self.host(dest)
         # Directories merge and archives extract into dest; only plain files would
         # silently overwrite each other (BuildKit allows it, the classic builder does not).
+        if a.unpack:  # ADD: archives (and their decompressors) only when asked
+            from layerkit.fileops.archive import detect_archive
         files = [i for i in items if not i.host.is_dir()
                  and not (a.unpack and detect_archive(i.host) is not None)]
         if len(items) > 1 and files and not dest.endswith("/") and not dst_host.is_dir():
@@ -202,6 +202,8 @@ class _Runner:
         src_st = os.lstat(item.host)
         src_is_dir = stat.S_ISDIR(src_st.st_mode)
         if a.unpack and stat.S_ISREG(src_st.st_mode):
+            from layerkit.fileops.archive import detect_archive, extract_archive
+
             kind = detect_archive(item.host)
             if kind is not None:
                 # ADD extracts into the destination itself, trailing '/' or not.
@@ -257,6 +259,8 @@ class _Runner:
     # -- ADD <url> -------------------------------------------------------------
 
     def add_url(self, a: AddUrlAction) -> None:
+        from layerkit.fileops.fetch import fetch_url, url_filename, verify_checksum
+
         owner = resolve_owner(self.root, a.chown)
         mode = parse_chmod(a.chmod)
         if self.fetch is not None:

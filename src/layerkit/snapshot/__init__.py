@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from layerkit.snapshot.apply import ApplyResult, apply_layer
-from layerkit.snapshot.diff import diff_naive, diff_overlay
-from layerkit.snapshot.driver import Driver, choose_driver
-from layerkit.snapshot.mount import Mount, mount, mounted, unmount
-from layerkit.snapshot.snapshotter import Snapshotter
-from layerkit.snapshot.tarwriter import DiffResult
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from layerkit.snapshot.apply import ApplyResult, apply_layer
+    from layerkit.snapshot.diff import diff_naive, diff_overlay
+    from layerkit.snapshot.driver import Driver, choose_driver
+    from layerkit.snapshot.mount import Mount, mount, mounted, unmount
+    from layerkit.snapshot.snapshotter import Snapshotter
+    from layerkit.snapshot.tarwriter import DiffResult
+
+# Names are imported on first use: a build whose bases are unpacked never needs the
+# layer unpacker (apply).
+_WHERE = {
+    "ApplyResult": "apply", "apply_layer": "apply", "diff_naive": "diff",
+    "diff_overlay": "diff", "Driver": "driver", "choose_driver": "driver", "Mount": "mount",
+    "mount": "mount", "mounted": "mount", "unmount": "mount", "Snapshotter": "snapshotter",
+    "DiffResult": "tarwriter",
+}
 
 __all__ = [
     "ApplyResult",
@@ -23,3 +36,10 @@ __all__ = [
     "mounted",
     "unmount",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'layerkit.snapshot' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"layerkit.snapshot.{module}"), name)

@@ -26,10 +26,9 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from layerkit.errors import BuildError
-from layerkit.snapshot.apply import ApplyResult, apply_layer
 from layerkit.snapshot.diff import diff_naive, diff_overlay
 from layerkit.snapshot.driver import (
     Driver,
@@ -39,6 +38,9 @@ from layerkit.snapshot.driver import (
 )
 from layerkit.snapshot.mount import PAGE_SIZE, Mount, mounted, remove_tree, syncfs
 from layerkit.snapshot.tarwriter import DiffResult, LayerReuse
+
+if TYPE_CHECKING:
+    from layerkit.snapshot.apply import ApplyResult
 
 MARKER = "committed"
 _GRACE_SECONDS = 30  # a directory this young may still be getting its lock
@@ -435,6 +437,8 @@ class Snapshotter:
 
     def apply(self, key: str, layer: Path | BinaryIO) -> ApplyResult:
         """Unpack a layer tar into active snapshot ``key`` (not mounted)."""
+        from layerkit.snapshot.apply import apply_layer  # only to unpack base layers
+
         sid = self._id_for(key)
         parents = self.parents(key)
         fs = self._path(sid) / "fs"

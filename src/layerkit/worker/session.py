@@ -228,7 +228,6 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None,
     options when the caller already took it (``memo.lookup``); this takes it over."""
     from layerkit.progress import make_renderer
     from layerkit.solver import solve
-    from layerkit.worker.outputs import export_outputs
     from layerkit.worker.specs import parse_outputs
 
     specs = parse_outputs(options.outputs)  # bad -o fails before anything runs
@@ -263,7 +262,11 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None,
             # (a remote hit downloads them now, and nothing of the other stages).
             s.worker.fetch_layers([result.final.base, *result.final.layers])
             image = _commit(s, result, local_names)
-            exports = export_outputs(s.store, image, specs, tags=tags, jobs=options.jobs)
+            exports: list[Any] = []
+            if specs:
+                from layerkit.worker.outputs import export_outputs
+
+                exports = export_outputs(s.store, image, specs, tags=tags, jobs=options.jobs)
             exports += _push(s, image, pushes, out)
             if s.caches is not None:
                 for done in s.caches.export(result, s.store.keys, max_workers=options.jobs):
