@@ -8,6 +8,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def _age(ctx: Path) -> None:
     time.sleep(2.1)
 
 
-def _build(env: BuildEnv, ctx: Path, *extra: str, fast: bool = True) -> tuple[str, dict]:
+def _build(env: BuildEnv, ctx: Path, *extra: str, fast: bool = True) -> tuple[str, dict[str, Any]]:
     md = env.tmp / "md.json"
     proc = cli("build", "--progress", "plain", "--metadata-file", str(md), "-t", "app:1",
                *extra, str(ctx), root=env.root,
@@ -51,9 +52,19 @@ def _trace(env: BuildEnv) -> Path:
     return env.tmp / "memo-trace.txt"
 
 
-def _hits(env: BuildEnv) -> int:
+def _traced(env: BuildEnv, kind: str) -> int:
     path = _trace(env)
-    return len(path.read_text().splitlines()) if path.exists() else 0
+    lines = path.read_text().splitlines() if path.exists() else []
+    return sum(line.startswith(kind + " ") for line in lines)
+
+
+def _hits(env: BuildEnv) -> int:
+    return _traced(env, "hit")
+
+
+def _kept(env: BuildEnv) -> int:
+    """Builds that ran the full path with a kept lowered build (no parse)."""
+    return _traced(env, "lowered")
 
 
 def _normalise(progress: str) -> str:
@@ -180,3 +191,36 @@ def test_a_registry_base_is_answered_once_unpacked(env: BuildEnv, pushed_busybox
     assert _hits(env) == 1
     assert again["containerimage.config.digest"] == first["containerimage.config.digest"]
     assert all(s["status"] == "cached" for s in again["steps"])
+
+
+def test_a_context_edit_reuses_the_lowered_build_and_builds_the_same_image(
+        env: BuildEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebuild whose only change is in the context skips parsing and lowering (the
+    memo keeps the lowered build); the image equals the full path's, step for step."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    ctx = env.context({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n"})
+    _build(env, ctx)
+    (ctx / "app.sh").write_text("echo one\n")
+    _, kept_md = _build(env, ctx)
+    assert _kept(env) == 1 and _hits(env) == 0
+    assert [s["instruction"] for s in kept_md["steps"] if s["status"] == "ran"] == [
+        "COPY app.sh ./"]
+    # The full path (parse and lower afresh) keys every step as the kept build did:
+    # all of them hit, and the image is the same.
+    _, full_md = _build(env, ctx, fast=False)
+    assert all(s["status"] == "cached" for s in full_md["steps"])
+    assert kept_md["containerimage.config.digest"] == full_md["containerimage.config.digest"]
+
+    # A changed Dockerfile, build arg or base image tag is lowered afresh.
+    (ctx / "Dockerfile").write_text(DOCKERFILE + "ENV EXTRA=1\n")
+    _build(env, ctx)
+    assert _kept(env) == 1
+    _build(env, ctx, "--build-arg", "VERSION=2")
+    assert _kept(env) == 1
+    (ctx / "app.sh").write_text("echo two\n")
+    _build(env, ctx, "--build-arg", "VERSION=2")
+    assert _kept(env) == 2
+    cli("tag", "busybox", "busybox:other", root=env.root)
+    (ctx / "app.sh").write_text("echo three\n")
+    _build(env, ctx, "--build-arg", "VERSION=2")
+    assert _kept(env) == 2  # the image index changed

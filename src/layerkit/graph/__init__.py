@@ -5,8 +5,9 @@ vertices and stages (:mod:`~layerkit.graph.model`) say how steps connect;
 :func:`lower_stage` turns the frontend's dispatched steps into vertices.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from layerkit.graph.digest import OP_SCHEMA, canonical_json, digest_of
-from layerkit.graph.lower import lower_stage
 from layerkit.graph.model import (
     BuildDef,
     ContextInput,
@@ -66,3 +67,15 @@ __all__ = [
     "digest_of",
     "lower_stage",
 ]
+
+if TYPE_CHECKING:
+    from layerkit.graph.lower import lower_stage
+
+
+def __getattr__(name: str) -> Any:
+    # The lowering imports the frontend and the parser's types: only when used.
+    if name == "lower_stage":
+        from layerkit.graph.lower import lower_stage
+
+        return lower_stage
+    raise AttributeError(f"module 'layerkit.graph' has no attribute {name!r}")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Eager: light, and ``mount`` is also a submodule's name (a lazy lookup could return
+# the module once the submodule is loaded).
+from layerkit.snapshot.mount import Mount, mount, mounted, unmount
+
 if TYPE_CHECKING:
     from layerkit.snapshot.apply import ApplyResult, apply_layer
     from layerkit.snapshot.diff import diff_naive, diff_overlay
     from layerkit.snapshot.driver import Driver, choose_driver
-    from layerkit.snapshot.mount import Mount, mount, mounted, unmount
     from layerkit.snapshot.snapshotter import Snapshotter
     from layerkit.snapshot.tarwriter import DiffResult
 
@@ -17,9 +20,8 @@ if TYPE_CHECKING:
 # layer unpacker (apply).
 _WHERE = {
     "ApplyResult": "apply", "apply_layer": "apply", "diff_naive": "diff",
-    "diff_overlay": "diff", "Driver": "driver", "choose_driver": "driver", "Mount": "mount",
-    "mount": "mount", "mounted": "mount", "unmount": "mount", "Snapshotter": "snapshotter",
-    "DiffResult": "tarwriter",
+    "diff_overlay": "diff", "Driver": "driver", "choose_driver": "driver",
+    "Snapshotter": "snapshotter", "DiffResult": "tarwriter",
 }
 
 __all__ = [

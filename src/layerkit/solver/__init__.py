@@ -5,8 +5,9 @@ both over a frontend :class:`~layerkit.frontend.StageGraph`, a
 :class:`Worker` that does the I/O, and the SQLite key store.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from layerkit.solver.cachesource import CacheSource, LocalCache
-from layerkit.solver.fake import FakeBuild, FakeWorker
 from layerkit.solver.imageconfig import Healthcheck, ImageConfig, apply_change, scratch_config
 from layerkit.solver.plan import Plan, StepPlan
 from layerkit.solver.result import SolveResult, StageResult, StepOutcome
@@ -54,3 +55,16 @@ __all__ = [
     "solve",
     "solve_build",
 ]
+
+if TYPE_CHECKING:
+    from layerkit.solver.fake import FakeBuild, FakeWorker
+
+
+def __getattr__(name: str) -> Any:
+    # The fakes (for tests) parse Dockerfiles: imported on first use, so a build that
+    # reuses a lowered build never loads the parser.
+    if name in ("FakeBuild", "FakeWorker"):
+        from layerkit.solver import fake
+
+        return getattr(fake, name)
+    raise AttributeError(f"module 'layerkit.solver' has no attribute {name!r}")

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from layerkit.dockerfile.instructions import normalize_ports
 from layerkit.fastclass import dataclass
 from layerkit.graph.model import HistoryEntry
 from layerkit.graph.ops import ConfigChange
@@ -204,6 +203,8 @@ def apply_change(cfg: ImageConfig, change: ConfigChange) -> ImageConfig:
         return replace(cfg, entrypoint=change.values,
                        cmd=cfg.cmd if cfg.cmd_set else None)
     if f == "expose":
+        from layerkit.dockerfile.instructions import normalize_ports  # the parser's module
+
         ports = set(cfg.exposed_ports) | set(normalize_ports(change.values))
         return replace(cfg, exposed_ports=tuple(sorted(ports)))
     if f == "volumes":

@@ -12,12 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from layerkit.cache.keystore import KeyStore
 from layerkit.errors import LayerkitError, Location
 from layerkit.fastclass import dataclass
-from layerkit.frontend import BaseImageConfig, Stage, StageGraph
-from layerkit.graph.lower import lower_stage
 from layerkit.graph.model import BuildDef, ImageInput
 from layerkit.graph.ops import SourceOp
 from layerkit.progress.events import BuildDone, NullSink, ProgressSink
@@ -27,6 +26,9 @@ from layerkit.solver.plan import Plan, StepPlan
 from layerkit.solver.result import SolveResult, StageResult
 from layerkit.solver.scheduler import run_stages
 from layerkit.solver.worker import BaseState, Worker
+
+if TYPE_CHECKING:
+    from layerkit.frontend.stages import Stage, StageGraph
 
 __all__ = ["LoweredBuild", "SolveOptions", "lower_build", "plan", "solve", "solve_build"]
 
@@ -49,6 +51,11 @@ class LoweredBuild:
 
 def lower_build(graph: StageGraph, worker: Worker, *, dockerfile: str) -> LoweredBuild:
     """Resolve the images the needed stages use, dispatch and lower every needed stage."""
+    # Here, not at the top: a build given a kept lowered build (worker/memo.py) runs
+    # solve_build without importing the frontend, the lowering or the parser.
+    from layerkit.frontend.dispatch import BaseImageConfig
+    from layerkit.graph.lower import lower_stage
+
     bases: dict[str, BaseState] = {}
     for stage in graph.needed_stages:
         platform = str(stage.platform or graph.target_platform)

@@ -67,7 +67,7 @@ DISABLE_ENV = "LAYERKIT_NO_FASTPATH"
 TRACE_ENV = "LAYERKIT_MEMO_TRACE"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Capture:
     """What a build saw of its inputs when it started."""
 
@@ -75,6 +75,12 @@ class Capture:
     inputs_digest: str  # everything but the image index
     # The context as checksummed for the fingerprint: the full path keys COPY with it.
     hasher: ContextHasher = field(compare=False, repr=False)
+    # Everything but the context and the image index: what lowering the Dockerfile
+    # depends on (with the index), so a lowered build is kept under it (see below).
+    plan_digest: str = ""
+    # A lowered build kept by an earlier build with the same plan_digest and image
+    # index (worker/session.py checks its bases before using it); None: lower afresh.
+    lowered: Any = field(default=None, compare=False, repr=False)
 
     def close(self) -> None:
         self.hasher.close()
@@ -135,6 +141,8 @@ def _capture(options: BuildOptions) -> Capture:
     for ignore in (context / ".dockerignore", Path(f"{dockerfile}.dockerignore")):
         _feed(h, str(ignore), _file_digest(ignore))
     _feed(h, json.dumps(_option_inputs(options), sort_keys=True))
+    plan = h.copy()
+    _feed(plan, _lowering_code_stamp())
     root = root_of(options)
     hasher = ContextHasher(context, load_ignore_rules(context, dockerfile), root / "statcache")
     try:
@@ -142,7 +150,27 @@ def _capture(options: BuildOptions) -> Capture:
     except BaseException:
         hasher.close()
         raise
-    return Capture(root, h.hexdigest(), hasher)
+    return Capture(root, h.hexdigest(), hasher, plan.hexdigest())
+
+
+_CODE_STAMP: list[str] = []
+
+
+def _lowering_code_stamp() -> str:
+    """Identity of the code that lowers a Dockerfile (name, size, mtime of every module
+    of the parser, frontend, graph and solver): a kept lowered build is only valid for
+    the code that made it, even between two edits of an editable install."""
+    if not _CODE_STAMP:
+        package = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256()
+        for sub in ("dockerfile", "frontend", "graph", "solver"):
+            with os.scandir(package / sub) as entries:
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if entry.name.endswith(".py"):
+                        s = entry.stat()
+                        _feed(h, sub, entry.name, str(s.st_size), str(s.st_mtime_ns))
+        _CODE_STAMP.append(h.hexdigest())
+    return _CODE_STAMP[0]
 
 
 def _option_inputs(options: BuildOptions) -> dict[str, Any]:
@@ -199,7 +227,19 @@ def _memo_db(root: Path) -> sqlite3.Connection:
         "CREATE TABLE IF NOT EXISTS memo (fingerprint TEXT PRIMARY KEY, payload TEXT NOT NULL,"
         " created REAL NOT NULL)"
     )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS lowered (plan TEXT PRIMARY KEY, build BLOB NOT NULL,"
+        " created REAL NOT NULL)"
+    )
     return conn
+
+
+_KEEP_ROWS = 512  # per table: the most recent builds' answers are the useful ones
+
+
+def _trim(conn: sqlite3.Connection, table: str) -> None:
+    conn.execute(f"DELETE FROM {table} WHERE rowid NOT IN (SELECT rowid FROM {table}"
+                 f" ORDER BY created DESC LIMIT {_KEEP_ROWS})")
 
 
 def record(
@@ -212,18 +252,21 @@ def record(
     labels: Mapping[int, tuple[str, str, int]],
     results: Sequence[tuple[str, str, Sequence[str]]],
     layer_blobs: Sequence[str],
+    lowered: Any = None,
 ) -> None:
     """Remember a finished build (called by the full path after tagging).
 
     ``steps`` are the metadata step entries; ``labels`` maps a step number to its
     progress label, stage and index; ``results`` lists ``(key, snapshot id, blobs)``
     of every numbered step (the blobs its result names: layer, base config);
-    ``layer_blobs`` the image's layer diff_ids.
+    ``layer_blobs`` the image's layer diff_ids; ``lowered`` the lowered build, kept
+    for the next build with the same Dockerfile, options and image index.
     """
     if cap is None:
         return
     try:
-        fingerprint = _fingerprint(cap, names)
+        images = _images_digest(cap.root, names)
+        fingerprint = _combine(cap.inputs_digest, images)
         payload = {
             "image_id": image_id, "manifest_digest": manifest_digest, "names": list(names),
             "steps": [_as_cached(s) for s in steps],
@@ -233,18 +276,31 @@ def record(
         }
         conn = _memo_db(cap.root)
         try:
+            now = time.time()
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT OR REPLACE INTO memo VALUES (?, ?, ?)",
-                         (fingerprint, json.dumps(payload), time.time()))
+                         (fingerprint, json.dumps(payload), now))
+            if lowered is not None and cap.plan_digest:
+                import pickle
+
+                conn.execute("INSERT OR REPLACE INTO lowered VALUES (?, ?, ?)",
+                             (_combine(cap.plan_digest, images),
+                              pickle.dumps(lowered, protocol=pickle.HIGHEST_PROTOCOL), now))
+                _trim(conn, "lowered")
+            _trim(conn, "memo")
+            conn.execute("COMMIT")
         finally:
             conn.close()
-    except (OSError, sqlite3.Error):
+    except (OSError, sqlite3.Error, TypeError, ValueError, AttributeError):
         pass  # the memo is an optimisation; a build never fails because of it
 
 
 def _fingerprint(cap: Capture, names: Iterable[str]) -> str:
-    return hashlib.sha256(
-        f"{cap.inputs_digest}\n{_images_digest(cap.root, names)}".encode()
-    ).hexdigest()
+    return _combine(cap.inputs_digest, _images_digest(cap.root, names))
+
+
+def _combine(inputs: str, images: str) -> str:
+    return hashlib.sha256(f"{inputs}\n{images}".encode()).hexdigest()
 
 
 def _as_cached(step: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,27 +332,23 @@ def lookup(options: BuildOptions, stream: TextIO) -> tuple[Replayed | None, Capt
         return None, cap
     names = tuple(dict.fromkeys(_normalize_tag(t) for t in options.tags))
     try:
-        fingerprint = _fingerprint(cap, names)
+        images = _images_digest(cap.root, names)
         conn = _memo_db(cap.root)
         try:
             row = conn.execute("SELECT payload FROM memo WHERE fingerprint=?",
-                               (fingerprint,)).fetchone()
+                               (_combine(cap.inputs_digest, images),)).fetchone()
+            if row is None or not _still_valid(cap.root, json.loads(row[0])):
+                cap.lowered = _kept_lowered(conn, _combine(cap.plan_digest, images))
+                return None, cap
         finally:
             conn.close()
-        if row is None:
-            return None, cap
         payload = json.loads(row[0])
-        if not _still_valid(cap.root, payload):
-            return None, cap
         _touch_and_tag(cap.root, payload, names)
     except (OSError, sqlite3.Error, ValueError, KeyError):
         return None, cap
     cap.close()  # flushes the stat cache rows a touched file produced
     _render(options.progress, stream, payload)
-    trace = os.environ.get(TRACE_ENV)
-    if trace:
-        with open(trace, "a", encoding="utf-8") as f:
-            f.write(f"hit {payload['image_id']}\n")
+    trace(f"hit {payload['image_id']}")
     metadata: dict[str, Any] = {
         "containerimage.config.digest": payload["image_id"],
         "containerimage.digest": payload["manifest_digest"],
@@ -307,6 +359,27 @@ def lookup(options: BuildOptions, stream: TextIO) -> tuple[Replayed | None, Capt
     if options.metadata_file:
         Path(options.metadata_file).write_text(json.dumps(metadata, indent=2) + "\n")
     return Replayed(payload["image_id"], payload["manifest_digest"], names, metadata), None
+
+
+def trace(line: str) -> None:
+    """One line to ``$LAYERKIT_MEMO_TRACE`` (tests see which shortcut answered)."""
+    path = os.environ.get(TRACE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def _kept_lowered(conn: sqlite3.Connection, plan: str) -> Any:
+    """The lowered build an earlier build kept for these inputs, or None."""
+    row = conn.execute("SELECT build FROM lowered WHERE plan=?", (plan,)).fetchone()
+    if row is None:
+        return None
+    import pickle
+
+    try:
+        return pickle.loads(row[0])
+    except Exception:  # written by other code (pickles are only as stable as classes)
+        return None
 
 
 def _normalize_tag(tag: str) -> str:

@@ -89,7 +89,7 @@ class _Session:
     options: BuildOptions
     context: Path
     dockerfile: Path
-    graph: StageGraph
+    graph: StageGraph | None  # None until needed when a kept lowered build is used
     store: Store
     worker: LocalWorker
     platform: str
@@ -119,6 +119,40 @@ class _Session:
         self.caches.warnings.clear()
 
 
+def _parse(options: BuildOptions, dockerfile: Path, platform: Any) -> StageGraph:
+    from layerkit.dockerfile.parser import parse_file
+    from layerkit.frontend.stages import build_stage_graph
+
+    return build_stage_graph(parse_file(dockerfile), target=options.target,
+                             build_args=_build_args(options.build_args), platform=platform)
+
+
+def _graph(s: _Session) -> StageGraph:
+    if s.graph is None:
+        from layerkit.frontend.platform import parse_platform
+
+        s.graph = _parse(s.options, s.dockerfile, parse_platform(s.platform))
+    return s.graph
+
+
+def _lowered(s: _Session, kept: Any) -> Any:
+    """The build lowered for this session: ``kept`` (an earlier build's, from the memo)
+    when every base image it names still resolves to the same image here, else the
+    Dockerfile parsed, dispatched and lowered now."""
+    from layerkit.errors import LayerkitError
+    from layerkit.solver.solve import lower_build
+
+    if kept is not None:
+        try:
+            if all(s.worker.resolve_base(ref, base.platform).digest == base.digest
+                   for ref, base in kept.bases.items()):
+                memo.trace("lowered kept")
+                return kept
+        except (LayerkitError, AttributeError, TypeError):
+            pass  # lowering again reports it properly, with the line
+    return lower_build(_graph(s), s.worker, dockerfile=str(s.dockerfile.absolute()))
+
+
 def _build_args(raw: Mapping[str, str | None]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in raw.items():
@@ -130,9 +164,10 @@ def _build_args(raw: Mapping[str, str | None]) -> dict[str, str]:
     return out
 
 
-def _open(options: BuildOptions, context_hasher: ContextHasher | None = None) -> _Session:
-    from layerkit.dockerfile.parser import parse_file
-    from layerkit.frontend import build_stage_graph
+def _open(options: BuildOptions, context_hasher: ContextHasher | None = None, *,
+          parse: bool = True) -> _Session:
+    """The session for ``options``; ``parse=False`` leaves the Dockerfile unread until
+    :func:`_graph` (a kept lowered build may make it unnecessary)."""
     from layerkit.frontend.platform import host_platform, parse_platform
     from layerkit.worker.local import LocalWorker
     from layerkit.worker.remote import RemoteAccess
@@ -162,9 +197,7 @@ def _open(options: BuildOptions, context_hasher: ContextHasher | None = None) ->
                          reference="bad-flag")
     if options.jobs < 1:
         raise BuildError(f"--jobs {options.jobs}: must be at least 1", reference="bad-flag")
-    parsed = parse_file(dockerfile)
-    graph = build_stage_graph(parsed, target=options.target,
-                              build_args=_build_args(options.build_args), platform=platform)
+    graph = _parse(options, dockerfile, platform) if parse else None
     cache_to, cache_from = _cache_specs(options)
     store = Store(Path(options.root) if options.root else default_root())
     access = RemoteAccess(store, insecure_registries=options.insecure_registries,
@@ -215,7 +248,7 @@ def run_plan(options: BuildOptions) -> Plan:
     s = _open(options)
     try:
         s.warn(None)
-        return plan(s.graph, s.worker, s.store.keys, options=_solve_options(s),
+        return plan(_graph(s), s.worker, s.store.keys, options=_solve_options(s),
                     sources=s.sources())
     finally:
         s.close()
@@ -227,7 +260,7 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None,
     Progress goes to ``stream``. ``capture`` is the memo's fingerprint of these
     options when the caller already took it (``memo.lookup``); this takes it over."""
     from layerkit.progress import make_renderer
-    from layerkit.solver import solve
+    from layerkit.solver.solve import solve_build
     from layerkit.worker.specs import parse_outputs
 
     specs = parse_outputs(options.outputs)  # bad -o fails before anything runs
@@ -240,8 +273,10 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None,
         clean_leftovers(memo.root_of(options))  # a killed build's mounts and containers
         # What the build reads, fingerprinted before it reads it (the no-op fast path).
         capture = memo.capture(options)
+    kept = capture.lowered if capture is not None else None
     try:
-        s = _open(options, capture.hasher if capture is not None else None)
+        s = _open(options, capture.hasher if capture is not None else None,
+                  parse=kept is None)
     except BaseException:
         if capture is not None:
             capture.close()
@@ -254,8 +289,10 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None,
         renderer = _LabelTee(make_renderer(options.progress, out), labels)
         with s.store.content.lease():  # no prune between "blob written" and "key recorded"
             try:
-                result = solve(s.graph, s.worker, s.store.keys, options=_solve_options(s),
-                               sink=renderer, sources=s.sources())
+                lowered = _lowered(s, kept)
+                result = solve_build(lowered, s.worker, s.store.keys,
+                                     options=_solve_options(s), sink=renderer,
+                                     sources=s.sources())
             finally:
                 renderer.close()
             # The local image store is an output: it needs the final image's layers
@@ -297,7 +334,8 @@ def run_build(options: BuildOptions, *, stream: TextIO | None = None,
     if not exports:  # the memo only answers builds whose one output is the local store
         memo.record(capture, names=local_names, image_id=image.config_digest,
                     manifest_digest=manifest, steps=metadata["steps"], labels=labels,
-                    results=step_results, layer_blobs=_layer_diff_ids(s, image.config_digest))
+                    results=step_results, layer_blobs=_layer_diff_ids(s, image.config_digest),
+                    lowered=lowered)
     return BuildResult(image.config_digest, manifest, tags, result, tuple(exports), metadata)
 
 
