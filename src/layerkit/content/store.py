@@ -20,7 +20,6 @@ import errno
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -28,6 +27,7 @@ from typing import IO, BinaryIO
 from layerkit.content.digest import BlobInfo, check_sha256_digest
 from layerkit.content.errors import BlobNotFoundError, ContentError, DigestMismatchError
 from layerkit.content.locks import named_lock
+from layerkit.tmpnames import create_file
 
 GC_LOCK = "gc"
 _CHUNK = 1 << 20
@@ -192,8 +192,7 @@ class ContentStore:
         if expected_digest is not None:
             check_sha256_digest(expected_digest)
         with self.lease():
-            fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix="ingest-", suffix=".part")
-            tmp = Path(tmp_name)
+            fd, tmp = create_file(self.tmp_dir, "ingest-", ".part")
             try:
                 with os.fdopen(fd, "wb") as f:
                     w = BlobWriter(f, tmp)

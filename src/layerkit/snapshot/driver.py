@@ -15,13 +15,13 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import Literal
 
 from layerkit.errors import BuildError
 from layerkit.snapshot.mount import Mount, mount, unmount
+from layerkit.tmpnames import create_dir
 
 Driver = Literal["overlayfs", "naive"]
 ENV = "LAYERKIT_SNAPSHOTTER"
@@ -49,7 +49,7 @@ def _probe(root: Path) -> tuple[bool, bool]:
     root.mkdir(parents=True, exist_ok=True)
     # The owner's pid is in the name so a build killed mid-probe can be cleaned up
     # (worker/cleanup.py) without touching another live process's probe.
-    base = Path(tempfile.mkdtemp(prefix=f".probe-{os.getpid()}-", dir=root))
+    base = create_dir(root, f".probe-{os.getpid()}-")
     try:
         for d in ("l1", "l2", "u", "w", "m"):
             (base / d).mkdir()

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from layerkit.snapshot.driver import (
 )
 from layerkit.snapshot.mount import PAGE_SIZE, Mount, mounted, remove_tree, syncfs
 from layerkit.snapshot.tarwriter import DiffResult, LayerReuse
+from layerkit.tmpnames import create_dir, create_file
 
 if TYPE_CHECKING:
     from layerkit.snapshot.apply import ApplyResult
@@ -52,7 +52,7 @@ def _error(message: str, hint: str) -> BuildError:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see all of it or nothing."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = create_file(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -217,7 +217,7 @@ class Snapshotter:
         # then renamed (the flock follows the inode). Locking after creating it
         # under its final name let another process's collect_garbage see a free
         # lock in between and delete the snapshot being built.
-        staging = Path(tempfile.mkdtemp(prefix=".new-", dir=self.dir))
+        staging = create_dir(self.dir, ".new-")
         fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -408,7 +408,7 @@ class Snapshotter:
         path = self._path(name)
         if (path / MARKER).is_file():
             return name
-        staging = Path(tempfile.mkdtemp(prefix=".flat-", dir=self.dir))
+        staging = create_dir(self.dir, ".flat-")
         # Held while copying, so another process's garbage collection keeps it.
         lock_fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX)

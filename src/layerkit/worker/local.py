@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from layerkit.errors import BuildError
 from layerkit.graph.model import ContextInput, UrlInput
 from layerkit.graph.ops import ExecMount, ExecOp, FileOp, SourceOp
 from layerkit.solver.worker import BaseState, ExecContext, ExecFailed, InputValue, StepResult
+from layerkit.tmpnames import create_dir
 from layerkit.worker.baseimage import REMOTE_PREFIX, BaseImages
 from layerkit.worker.specs import NamedContext, SecretSpec, SshSpec
 from layerkit.worker.store import Store, blob_exists, snapshot_committed
@@ -216,6 +216,8 @@ class LocalWorker:
 
         result = self._local(result)
         if result is None:
+            import tempfile  # rare: an empty directory to mount
+
             with tempfile.TemporaryDirectory(dir=self._scratch()) as empty:
                 yield Path(empty)
             return
@@ -337,7 +339,7 @@ class LocalWorker:
                     continue
                 out.append(SshMount(m.target or "/run/buildkit/ssh_agent.0", agent.socket, sid))
         if op.inline_files:
-            pipes = Path(tempfile.mkdtemp(prefix="pipes-", dir=self._scratch()))
+            pipes = create_dir(self._scratch(), "pipes-")
             stack.callback(_remove_tree, pipes)
             for name, data in op.inline_files:
                 path = pipes / name
