@@ -64,12 +64,12 @@ def check(context: PathLike = ".", file: PathLike | None = None) -> LintReport:
 
 
 def _options(options: BuildOptions | None, context: PathLike | None, kw: Any) -> BuildOptions:
-    import dataclasses
+    from layerkit.fastclass import replace
 
     base = options or BuildOptions()
     if context is not None:
         kw["context"] = os.fspath(context)
-    return dataclasses.replace(base, **kw) if kw else base
+    return replace(base, **kw) if kw else base
 
 
 def build(

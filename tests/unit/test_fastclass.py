@@ -240,7 +240,53 @@ def test_unsupported_options_use_the_standard_decorator() -> None:
 
 def test_the_fast_path_is_really_taken() -> None:
     """If this fails, layerkit silently pays the stdlib's import-time cost again."""
-    assert fastclass._FIELD is not None
+    assert fastclass._CHECKED_PYTHON
     init_a: Any = FAST["Point"].__dict__["__init__"]
     init_b: Any = FAST["Mutable"].__dict__["__init__"]
     assert init_a.__code__ is init_b.__code__
+
+
+def test_own_helpers_match_the_standard_ones() -> None:
+    """fastclass.field/replace/asdict/fields (what layerkit's modules use, so that
+    dataclasses is never imported on the build path) behave as dataclasses' do."""
+
+    @fastclass.dataclass(frozen=True)
+    class Inner:
+        n: int
+        tags: tuple[str, ...] = ()
+
+    @fastclass.dataclass(frozen=True)
+    class Outer:
+        inner: Inner
+        items: list[Inner] = fastclass.field(default_factory=list)
+        meta: dict[str, int] = fastclass.field(default_factory=dict, compare=False,
+                                               metadata={"k": 1})
+
+    o = Outer(Inner(1, ("a",)), [Inner(2)], {"x": 3})
+    assert fastclass.asdict(o) == dataclasses.asdict(o) == {
+        "inner": {"n": 1, "tags": ("a",)}, "items": [{"n": 2, "tags": ()}], "meta": {"x": 3}}
+    assert fastclass.asdict(o)["meta"] is not o.meta  # copies, as the standard one does
+    assert [f.name for f in fastclass.fields(o)] == [f.name for f in dataclasses.fields(o)]
+    assert fastclass.fields(Outer)[2].metadata == {"k": 1} == dataclasses.fields(Outer)[2].metadata
+    assert fastclass.replace(o, inner=Inner(5)) == dataclasses.replace(o, inner=Inner(5))
+    with pytest.raises(TypeError):
+        fastclass.replace(o, nope=1)
+    with pytest.raises(ValueError):
+        fastclass.field(default=1, default_factory=list)
+
+
+def test_the_build_path_does_not_import_dataclasses() -> None:
+    """Importing dataclasses costs 5-9 ms (inspect, ast, dis): none of the modules a
+    cached rebuild loads may need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import layerkit.cli, layerkit.worker.memo, layerkit.worker.session, "
+            "layerkit.solver.solve, layerkit.worker.local, layerkit.snapshot.snapshotter, "
+            "layerkit.worker.commit, layerkit.worker.copyreuse, layerkit.fileops.apply, "
+            "layerkit.content.oci, layerkit.graph.ops, layerkit.progress.plain\n"
+            "print('dataclasses' in sys.modules, 'inspect' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]

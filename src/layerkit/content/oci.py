@@ -22,13 +22,12 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import field
 from typing import Any, TypeVar
 
 from layerkit.content import mediatypes as mt
 from layerkit.content._jsonfields import JSONObject, Obj, fail, load_json, put, sorted_map
 from layerkit.content.digest import digest_problem
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 _MEDIA_TYPE_RE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"

@@ -24,7 +24,6 @@ import os
 import stat as st
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -41,7 +40,7 @@ from layerkit.context.patternmatcher import (
 from layerkit.context.statcache import StatCache, stat_key
 from layerkit.context.walk import ContextEntry, WalkStats, walk_context
 from layerkit.errors import ContextError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 __all__ = [
     "ContextHasher",

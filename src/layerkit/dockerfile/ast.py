@@ -7,9 +7,7 @@ instructions. Nodes are plain dataclasses so tests can build them by hand.
 
 from __future__ import annotations
 
-from dataclasses import field
-
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import field, replace
 
 from layerkit.dockerfile.flags import FlagError
 from layerkit.dockerfile.instructions import (
@@ -39,7 +38,7 @@ from layerkit.dockerfile.instructions import (
 from layerkit.dockerfile.mounts import parse_mount
 from layerkit.dockerfile.shell import ShellLex
 from layerkit.errors import DockerfileError, Location
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field, replace
 
 __all__ = ["Expansion", "expand_instruction"]
 

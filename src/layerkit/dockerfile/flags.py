@@ -17,10 +17,9 @@ instruction parser attaches the source location.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import field
 from enum import Enum
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 __all__ = [
     "FlagError",

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import ClassVar, TypedDict
 
 from layerkit.dockerfile.ast import Heredoc, Node, ParseResult
@@ -40,7 +39,7 @@ from layerkit.dockerfile.flags import FlagError, FlagKind, FlagSpec, ParsedFlags
 from layerkit.dockerfile.keywords import did_you_mean
 from layerkit.dockerfile.mounts import Mount, check_mount_from, mount_from, parse_mount
 from layerkit.errors import DockerfileError, Location
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, replace
 
 __all__ = [
     "KEYWORDS",

@@ -25,10 +25,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import replace
 
 from layerkit.dockerfile.flags import FlagError, suggest
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, replace
 
 __all__ = [
     "MOUNT_TYPES",

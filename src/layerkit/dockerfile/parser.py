@@ -13,7 +13,6 @@ Public interface: :func:`parse` and :func:`parse_file`.
 from __future__ import annotations
 
 import os
-from dataclasses import field, replace
 
 from layerkit.dockerfile.ast import Heredoc, Node, ParseResult, Warning
 from layerkit.dockerfile.directives import (
@@ -44,7 +43,7 @@ from layerkit.dockerfile.lines import (
     trim_newline,
 )
 from layerkit.errors import DockerfileError, Location
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field, replace
 
 __all__ = ["parse", "parse_file"]
 

@@ -25,12 +25,11 @@ import hashlib
 import os
 import shutil
 import tempfile
-from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
 from layerkit.errors import BuildError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.snapshot.driver import overlay_extra_options
 from layerkit.snapshot.mount import Mount, mounted
 from layerkit.snapshot.snapshotter import copy_tree

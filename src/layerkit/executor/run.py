@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import field
 from pathlib import Path
 
 from layerkit.executor.etcfiles import write_etc_files
@@ -39,7 +38,7 @@ from layerkit.executor.spec import (
 )
 from layerkit.executor.stubs import MountStubs
 from layerkit.executor.user import ResolvedUser, resolve_user
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.snapshot.mount import Mount, mounted, remove_tree
 from layerkit.snapshot.scope import resolve_in_root
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Sequence
-from dataclasses import field
 from typing import Any
 
 from layerkit.errors import BuildError
 from layerkit.executor.user import ResolvedUser
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 OCI_VERSION = "1.0.2"
 NETWORK_MODES = ("default", "host", "none")

@@ -14,10 +14,9 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import field
 from pathlib import Path
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.snapshot.scope import resolve_in_root
 
 

@@ -19,12 +19,11 @@ import contextlib
 import posixpath
 import tarfile
 from collections.abc import Iterator
-from dataclasses import field
 from typing import IO
 
 from layerkit.content.errors import ExportError, UnsafeLayerError
 from layerkit.content.store import ContentStore
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"

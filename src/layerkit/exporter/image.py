@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import field
 
 from layerkit.content.digest import check_sha256_digest, sha256_digest
 from layerkit.content.errors import ExportError
 from layerkit.content.oci import ImageConfig
 from layerkit.content.store import ContentStore
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from layerkit.content import mediatypes as mt
@@ -32,6 +31,7 @@ from layerkit.exporter.archive import ArchiveWriter, source_date_epoch
 from layerkit.exporter.image import ExportImage
 from layerkit.exporter.manifest import BuiltManifest, build_manifest
 from layerkit.exporter.refs import parse_ref
+from layerkit.fastclass import replace
 
 
 def index_entries(built: BuiltManifest, tags: Sequence[str]) -> list[Descriptor]:

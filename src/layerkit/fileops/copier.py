@@ -25,12 +25,11 @@ import errno
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import field
 from typing import Final
 
 from layerkit.context.dockerignore import IgnoreRules
 from layerkit.context.patternmatcher import MatchInfo, PatternMatcher, has_wildcards
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.fileops.chmod import ModeSpec
 from layerkit.fileops.errors import FileOpError
 from layerkit.fileops.owner import Owner

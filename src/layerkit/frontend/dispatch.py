@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import field, replace
 
 from layerkit.dockerfile.expand import expand_instruction
 from layerkit.dockerfile.instructions import (
@@ -38,7 +37,7 @@ from layerkit.dockerfile.instructions import (
     WorkdirInstruction,
 )
 from layerkit.dockerfile.shell import ShellLex
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field, replace
 from layerkit.frontend.platform import Platform
 from layerkit.frontend.stages import Stage, StageGraph
 

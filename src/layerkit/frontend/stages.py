@@ -21,7 +21,6 @@ anything, without I/O:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 from typing import TYPE_CHECKING
 
 from layerkit.dockerfile.ast import ParseResult
@@ -37,7 +36,7 @@ from layerkit.dockerfile.instructions import (
 )
 from layerkit.dockerfile.shell import ShellLex
 from layerkit.errors import FrontendError, LayerkitError, Location
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.frontend.args import (
     MetaArg,
     default_args,

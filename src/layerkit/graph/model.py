@@ -10,10 +10,9 @@ shown to the user.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 from typing import Any
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.graph.ops import ConfigChange, ConfigOp, Op, SourceOp
 
 

@@ -16,10 +16,9 @@ fields of any op, so they can never enter a key.
 
 from __future__ import annotations
 
-from dataclasses import asdict, field, fields
 from typing import Any, Literal
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import asdict, dataclass, field, fields
 from layerkit.graph.digest import digest_of
 
 SourceKind = Literal["scratch", "image", "local", "stage"]
@@ -53,7 +52,7 @@ class CacheMap:
 
 
 def _canonical(obj: object, blank: tuple[str, ...] = ()) -> dict[str, Any]:
-    data = asdict(obj)  # type: ignore[call-overload]
+    data = asdict(obj)
     for name in blank:
         data[name] = None
     return {"type": type(obj).__name__, **data}

@@ -11,10 +11,9 @@ import fnmatch
 import os
 import posixpath
 from collections.abc import Callable
-from dataclasses import field
 from pathlib import Path
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 MAX_ENTRIES = 200_000  # stop walking huge contexts; findings stay best-effort
 

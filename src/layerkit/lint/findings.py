@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import field
-
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import field
 from pathlib import Path
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.lint.findings import FileWrite, Finding, LineEdit
 from layerkit.lint.model import split_lines
 

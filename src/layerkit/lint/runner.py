@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import field, replace
 from pathlib import Path
 
 from layerkit.dockerfile.ast import ParseResult
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field, replace
 from layerkit.lint import (
     buildkit_rules,
     cache_rules,

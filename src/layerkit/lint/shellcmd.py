@@ -8,9 +8,8 @@ This is a deliberately small, forgiving reader, not a shell: it only has to find
 from __future__ import annotations
 
 import re
-from dataclasses import field
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 _OPERATORS = ("&&", "||", ";;", ";", "|", "&", "\n", "(", ")")
 _WRAPPERS = {"sudo", "time", "nice", "exec", "command", "nohup", "eatmydata", "doas"}

@@ -8,10 +8,9 @@ fixed before the build starts so that parallel stages never renumber.
 from __future__ import annotations
 
 import threading
-from dataclasses import field
 from typing import Protocol
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 
 @dataclass(frozen=True)

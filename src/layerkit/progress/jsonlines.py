@@ -7,13 +7,13 @@ and the event's fields.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sys
 import threading
 from typing import TextIO
 
+from layerkit.fastclass import asdict
 from layerkit.progress.events import Event
 
 
@@ -22,7 +22,7 @@ def event_name(event: Event) -> str:
 
 
 def event_json(event: Event) -> str:
-    data = {"event": event_name(event), **dataclasses.asdict(event)}
+    data = {"event": event_name(event), **asdict(event)}
     return json.dumps(data, ensure_ascii=False)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import field
 from typing import TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.progress.events import (
     BuildDone,
     Event,

@@ -20,12 +20,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import field
 from typing import Protocol
 
 import httpx
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.registry.credentials import Credentials
 from layerkit.registry.errors import RegistryResponseError, UnauthorizedError
 from layerkit.registry.reference import normalize_registry

@@ -24,14 +24,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import field
 from typing import BinaryIO, Protocol
 
 import httpx
 
 from layerkit.content import mediatypes as mt
 from layerkit.content.errors import DigestMismatchError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.registry.auth import CredentialProvider, RegistryAuth, host_of
 from layerkit.registry.config import RegistryConfig, load_config
 from layerkit.registry.credentials import CredentialStore

@@ -18,11 +18,10 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field, replace
 from layerkit.registry.errors import RegistryConfigError
 from layerkit.registry.reference import normalize_registry
 

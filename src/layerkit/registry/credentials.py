@@ -21,11 +21,10 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.registry.config import config_home
 from layerkit.registry.errors import CredentialHelperError, RegistryConfigError
 from layerkit.registry.reference import DOCKER_HUB, DOCKER_HUB_AUTH_KEY, normalize_registry

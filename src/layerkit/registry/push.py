@@ -18,14 +18,13 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 import httpx
 
 from layerkit.content import mediatypes as mt
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.registry.client import RegistryClient
 from layerkit.registry.errors import (
     BlobIntegrityError,

@@ -10,9 +10,8 @@ distribution's ``reference`` package.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, replace
 from layerkit.registry.errors import InvalidReferenceError
 
 DOCKER_HUB = "docker.io"

@@ -29,12 +29,11 @@ import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 from layerkit.errors import BuildError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.snapshot.scope import ScopeError, clean, escapes, resolve_in_root
 
 WH_PREFIX = ".wh."

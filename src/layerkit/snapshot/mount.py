@@ -18,11 +18,10 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import field
 from pathlib import Path
 
 from layerkit.errors import BuildError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 MS_RDONLY = 1
 MS_BIND = 4096

@@ -15,12 +15,11 @@ import os
 import stat
 import tarfile
 from collections.abc import Mapping
-from dataclasses import field
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 

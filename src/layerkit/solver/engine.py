@@ -21,7 +21,6 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from typing import Any
 
 from layerkit.cache.explain import explain_miss
@@ -33,7 +32,7 @@ from layerkit.cache.keys import (
 )
 from layerkit.cache.keystore import KeyStore, StepRecord
 from layerkit.errors import BuildError, LayerkitError, Location
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.graph.model import (
     ContextInput,
     ImageInput,

@@ -15,10 +15,9 @@ Follows BuildKit's dockerfile2llb dispatchers:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, replace
 from layerkit.graph.model import HistoryEntry
 from layerkit.graph.ops import ConfigChange
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import field
 from typing import Any, Protocol, runtime_checkable
 
 from layerkit.context.checksum import SourceChecksum
 from layerkit.errors import BuildError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.graph.model import ContextInput, UrlInput
 from layerkit.graph.ops import ExecOp, FileOp, SourceOp
 from layerkit.solver.imageconfig import ImageConfig

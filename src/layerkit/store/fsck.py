@@ -38,12 +38,11 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.store.paths import StorePaths
 from layerkit.store.pruning import gc_lock
 from layerkit.store.reachability import (

@@ -34,12 +34,11 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import field
 from pathlib import Path
 
 from layerkit.content.errors import LockTimeoutError
 from layerkit.content.locks import named_lock
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.store.paths import StorePaths
 from layerkit.store.reachability import (
     WORKER_DB,

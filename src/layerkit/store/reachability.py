@@ -30,11 +30,10 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.store.paths import StorePaths
 
 MARKER = "committed"  # snapshot/snapshotter.py: only a directory with it is a snapshot

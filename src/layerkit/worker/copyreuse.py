@@ -34,13 +34,12 @@ import os
 import posixpath
 import stat
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerkit.context.dockerignore import IgnoreRules
 from layerkit.context.patternmatcher import MatchInfo, has_wildcards
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.graph.model import ContextInput
 from layerkit.graph.ops import CopyAction, FileOp
 

@@ -43,12 +43,11 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from layerkit import __version__
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 from layerkit.worker.options import BuildOptions
 from layerkit.worker.store import blob_exists, default_root, snapshot_committed
 

@@ -4,9 +4,8 @@ Python API (``layerkit.build``/``layerkit.plan``) share, named after ``docker bu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 __all__ = ["BuildOptions"]
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 
 from layerkit.errors import BuildError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 __all__ = [
     "NamedContext",

@@ -23,7 +23,6 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -34,7 +33,7 @@ from layerkit.cache.remote.records import ExportRecord, LayerBlob, encode_record
 from layerkit.cache.remote.spec import CacheToSpec
 from layerkit.content import mediatypes as mt
 from layerkit.errors import BuildError
-from layerkit.fastclass import dataclass
+from layerkit.fastclass import dataclass, field
 
 if TYPE_CHECKING:
     from layerkit.content.store import ContentStore
