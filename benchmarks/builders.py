@@ -107,7 +107,11 @@ def docker_client() -> tuple[str, bool] | None:
 
 
 def make_layerkit(python: str, scratch: Path, extra_args: str = "") -> CommandBuilder:
-    common = ("{python} -m layerkit build --root {root} -t {tag} -f {dockerfile} "
+    # The `layerkit` command users run (the console script beside the interpreter);
+    # `python -m layerkit` only when there is none (it pays for runpy too).
+    script = Path(python).parent / "layerkit"
+    entry = shlex.quote(str(script)) if script.is_file() else "{python} -m layerkit"
+    common = (f"{entry} build --root {{root}} -t {{tag}} -f {{dockerfile}} "
               + extra_args.replace("{", "{{").replace("}", "}}"))
     return CommandBuilder(
         name="layerkit",
@@ -116,7 +120,8 @@ def make_layerkit(python: str, scratch: Path, extra_args: str = "") -> CommandBu
         probe="{python} -m layerkit build --help",
         root=scratch / "layerkit-root",
         python=python,
-        note="cold = empty --root store (base image pulled from the loopback registry)",
+        note="the `layerkit` console script; cold = empty --root store (base image pulled "
+             "from the loopback registry)",
     )
 
 
