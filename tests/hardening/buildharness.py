@@ -23,12 +23,9 @@ EPOCH = "1700000000"
 
 
 def write_project(ctx: Path, files: Mapping[str, str]) -> Path:
-    ctx.mkdir(parents=True, exist_ok=True)
-    for rel, text in files.items():
-        path = ctx / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return ctx
+    from support.buildenv import write_files
+
+    return write_files(ctx, files)
 
 
 def build_cmd(root: Path, ctx: Path, *args: str) -> list[str]:

@@ -73,13 +73,7 @@ class BuildEnv:
     tmp: Path
 
     def context(self, files: Mapping[str, str], name: str = "ctx") -> Path:
-        ctx = self.tmp / name
-        ctx.mkdir(parents=True, exist_ok=True)
-        for rel, text in files.items():
-            path = ctx / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        return ctx
+        return write_files(self.tmp / name, files)
 
     def build(self, context: Path, **kw: Any) -> Built:
         import layerkit
@@ -102,6 +96,16 @@ class BuildEnv:
         dest = self.tmp / f"rootfs-{len(list(self.tmp.glob('rootfs-*')))}"
         outputs = (*kw.pop("outputs", ()), f"type=local,dest={dest}")
         return self.build(context, outputs=outputs, **kw), dest
+
+
+def write_files(ctx: Path, files: Mapping[str, str]) -> Path:
+    """Write ``files`` (relative path -> text) under ``ctx``; returns ``ctx``."""
+    ctx.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        path = ctx / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return ctx
 
 
 def make_build_env(tmp_path: Path, busybox_archive: Path) -> BuildEnv:

@@ -88,3 +88,19 @@ def _acquire(fd: int, path: Path, *, shared: bool, timeout: float | None) -> Non
                 ) from None
             time.sleep(min(sleep, remaining))
             sleep = min(sleep * 2, _MAX_SLEEP)
+
+
+def lock_is_free(lock: Path) -> bool:
+    """Whether no live process holds ``lock`` (an flock-ed file, e.g. the lock of a
+    snapshot being filled); one that cannot be opened is held by nobody."""
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True

@@ -30,7 +30,6 @@ while fsck looks and nothing it sees can be in use.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -42,6 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+from layerkit.content.locks import lock_is_free
 from layerkit.fastclass import dataclass, field
 from layerkit.store.paths import StorePaths
 from layerkit.store.pruning import gc_lock
@@ -132,21 +132,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
-
-
-def _lock_is_free(lock: Path) -> bool:
-    """Whether nobody holds ``lock`` (a live active snapshot keeps it flocked)."""
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 def _age(path: Path) -> float:
@@ -259,7 +244,7 @@ class _Fsck:
             if name == ".empty" or not path.is_dir() or path.is_symlink():
                 continue
             if name.startswith(".flat-"):
-                if _lock_is_free(path / "lock"):
+                if lock_is_free(path / "lock"):
                     self.add("stale-temp", f"snapshots/{name}", "a crashed layer flattening",
                              "garbage", partial(_remove_tree, path))
                 continue
@@ -275,7 +260,7 @@ class _Fsck:
                     continue
                 markers[name] = parents
                 continue
-            abandoned = (_lock_is_free(path / "lock") if (path / "lock").exists()
+            abandoned = (lock_is_free(path / "lock") if (path / "lock").exists()
                          else _age(path) >= _GRACE_SECONDS)
             if abandoned:
                 self.add("stale-snapshot", f"snapshots/{name}",

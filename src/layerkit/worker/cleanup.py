@@ -13,7 +13,6 @@ what no live process owns.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -115,14 +114,6 @@ def _alive(pid: int) -> bool:
 
 def _held(snapshot_dir: Path) -> bool:
     """Does a live process hold this snapshot's lock (it is being filled)?"""
-    try:
-        fd = os.open(snapshot_dir / "lock", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    from layerkit.content.locks import lock_is_free
+
+    return not lock_is_free(snapshot_dir / "lock")
