@@ -122,6 +122,40 @@ def test_files_written_just_now_are_read_not_trusted(env: BuildEnv) -> None:
     md = _build(env, ctx)[1]
     assert _hits(env) == 1
     assert [s["instruction"] for s in md["steps"] if s["status"] == "ran"] == ["COPY app.sh ./"]
+    # Files this fresh never vouch for a context by their stat identity alone.
+    assert _traced(env, "stat") == 0
+
+
+def test_an_aged_unchanged_context_is_vouched_for_by_its_stat_fingerprint(
+        env: BuildEnv) -> None:
+    """Once every change is older than the racy window, a rebuild takes the context's
+    digest from its entries' stat identities (no file read, no stat cache load); any
+    write moves a ctime, so even an edit that restores size and mtime is seen."""
+    ctx = env.context({"Dockerfile": DOCKERFILE, "app.sh": "echo hi\n", "lib/a.txt": "a\n"})
+    _age(ctx)
+    first = _build(env, ctx)[1]  # cold: records the context's stat fingerprint
+    assert _traced(env, "stat") == 0
+    again = _build(env, ctx)[1]
+    assert (_traced(env, "stat"), _hits(env)) == (1, 1)
+    assert again["containerimage.config.digest"] == first["containerimage.config.digest"]
+    st = (ctx / "app.sh").stat()
+    (ctx / "app.sh").write_text("echo HI\n")  # same size; the old mtime is put back
+    os.utime(ctx / "app.sh", ns=(st.st_atime_ns, st.st_mtime_ns))
+    time.sleep(2.1)  # past the racy window: only the ctime tells the edit apart
+    edited = _build(env, ctx)[1]
+    assert (_traced(env, "stat"), _hits(env)) == (1, 1)
+    assert [s["instruction"] for s in edited["steps"] if s["status"] == "ran"] == \
+        ["COPY app.sh ./"]
+    (ctx / "lib" / "b.txt").write_text("b\n")  # a new file is a new entry
+    os.utime(ctx / "lib" / "b.txt", (time.time() - 60, time.time() - 60))
+    time.sleep(2.1)
+    added = _build(env, ctx)[1]  # the whole context's digest changed: the memo misses
+    assert (_traced(env, "stat"), _hits(env)) == (1, 1)
+    assert all(s["status"] == "cached" for s in added["steps"])  # COPY app.sh only
+    assert added["containerimage.config.digest"] == edited["containerimage.config.digest"]
+    rebuilt = _build(env, ctx)[1]  # recorded by the build before: vouched for again
+    assert (_traced(env, "stat"), _hits(env)) == (2, 2)
+    assert rebuilt["containerimage.config.digest"] == added["containerimage.config.digest"]
 
 
 def test_add_from_a_url_always_takes_the_full_path(env: BuildEnv) -> None:

@@ -298,6 +298,23 @@ class ContextHasher:
         """The visible context: relative path -> entry ("" is the root)."""
         return self._index()
 
+    def stat_fingerprint(self) -> tuple[str, int]:
+        """A digest of every visible entry's path, kind and stat identity (no file is
+        read), and the newest mtime or ctime among them (ns).
+
+        Two equal fingerprints mean an equal context by the stat cache's rule, provided
+        the first was taken when its newest change was already ``RACY_WINDOW_NS`` old:
+        any later write then moves some mtime or ctime past the recorded ones."""
+        index = self._index()
+        newest = 0
+        lines = []
+        for rel, entry in index.items():
+            s = entry.stat
+            newest = max(newest, s.st_mtime_ns, s.st_ctime_ns)
+            lines.append(f"{rel}\0{entry.kind}\0{int(entry.ignored_parent)}\0{stat_key(s)}")
+        text = "\n".join(lines).encode("utf-8", "surrogateescape")
+        return "sha256:" + hashlib.sha256(text).hexdigest(), newest
+
     # -- public API -----------------------------------------------------------
 
     def checksum_sources(

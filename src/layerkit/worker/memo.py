@@ -18,8 +18,10 @@ The fingerprint covers, conservatively:
 - the ``.dockerignore`` files' bytes, and the content digest of the whole visible
   context (names, modes, link targets, xattrs and file contents, as ``COPY . .``
   would key it), taken from the persistent stat cache: an unchanged file costs one
-  ``stat``, a touched or just-written one is read again (so ``touch`` still hits,
-  and no racy-window rule is needed);
+  ``stat``, a touched or just-written one is read again (so ``touch`` still hits).
+  When no entry's stat identity changed since an earlier build computed that digest
+  (and its newest change was older than the stat cache's racy window then), the
+  digest is taken from that build's record without loading the stat cache;
 - every row of the image index except the build's own tags (a re-tagged base misses).
 
 It is only an optimisation: anything it cannot vouch for falls back to the full
@@ -145,11 +147,61 @@ def _capture(options: BuildOptions) -> Capture:
     root = root_of(options)
     hasher = ContextHasher(context, load_ignore_rules(context, dockerfile), root / "statcache")
     try:
-        _feed(h, hasher.checksum_sources(["."]).digest)
+        _feed(h, _context_digest(root, h.hexdigest(), hasher))
     except BaseException:
         hasher.close()
         raise
     return Capture(root, h.hexdigest(), hasher, plan.hexdigest())
+
+
+def _context_digest(root: Path, inputs: str, hasher: ContextHasher) -> str:
+    """The content digest of the whole visible context, as ``COPY . .`` keys it.
+
+    An unchanged context is answered from the stat fingerprint of its entries (one
+    ``stat`` each, taken by the walk) mapped to the content digest an earlier build
+    computed; otherwise the digest is computed from the stat cache and the files, and
+    the mapping is recorded once the newest change is older than the racy window."""
+    from layerkit.context.statcache import RACY_WINDOW_NS
+
+    stats, newest = hasher.stat_fingerprint()
+    key = _combine(inputs, stats)
+    known = _known_context(root, key)
+    if known is not None:
+        trace("stat fingerprint hit")
+        return known
+    digest = hasher.checksum_sources(["."]).digest
+    if time.time_ns() - newest >= RACY_WINDOW_NS:
+        _remember_context(root, key, digest)
+    return digest
+
+
+def _known_context(root: Path, key: str) -> str | None:
+    if not (root / "memo.db").exists():
+        return None
+    try:
+        conn = _memo_db(root)
+        try:
+            row = conn.execute("SELECT digest FROM contexts WHERE stats=?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row is not None and isinstance(row[0], str) else None
+
+
+def _remember_context(root: Path, key: str, digest: str) -> None:
+    try:
+        conn = _memo_db(root)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO contexts VALUES (?, ?, ?)",
+                         (key, digest, time.time()))
+            _trim(conn, "contexts")
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        pass  # an optimisation: the next build computes the digest again
 
 
 _CODE_STAMP: list[str] = []
@@ -228,6 +280,11 @@ def _memo_db(root: Path) -> sqlite3.Connection:
     )
     conn.execute(
         "CREATE TABLE IF NOT EXISTS lowered (plan TEXT PRIMARY KEY, build BLOB NOT NULL,"
+        " created REAL NOT NULL)"
+    )
+    # A context's stat fingerprint (with the other inputs) -> its content digest.
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS contexts (stats TEXT PRIMARY KEY, digest TEXT NOT NULL,"
         " created REAL NOT NULL)"
     )
     return conn
