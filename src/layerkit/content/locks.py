@@ -15,7 +15,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from layerkit.content.errors import LockTimeoutError
@@ -90,11 +90,14 @@ def _acquire(fd: int, path: Path, *, shared: bool, timeout: float | None) -> Non
             sleep = min(sleep * 2, _MAX_SLEEP)
 
 
-def lock_is_free(lock: Path) -> bool:
+def lock_is_free(lock: Path, when_missing: Callable[[], bool] | None = None) -> bool:
     """Whether no live process holds ``lock`` (an flock-ed file, e.g. the lock of a
-    snapshot being filled); one that cannot be opened is held by nobody."""
+    snapshot being filled); one that cannot be opened is held by nobody, except that
+    ``when_missing`` (if given) answers for a lock that does not exist (yet)."""
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True if when_missing is None else when_missing()
     except OSError:
         return True
     try:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from layerkit.content.locks import lock_is_free
 from layerkit.errors import BuildError
 from layerkit.snapshot.diff import diff_naive, diff_overlay
 from layerkit.snapshot.driver import (
@@ -316,23 +317,14 @@ class Snapshotter:
     def _abandoned(self, path: Path) -> bool:
         if path.name == ".empty":
             return False
-        lock = path / "lock"
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
+
+        def past_grace() -> bool:  # no lock yet: its creator may be about to take it
             try:
                 return time.time() - path.lstat().st_mtime >= _GRACE_SECONDS
             except FileNotFoundError:
                 return False  # renamed or removed by its owner meanwhile
-        except NotADirectoryError:
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        finally:
-            os.close(fd)
-        return True
+
+        return lock_is_free(path / "lock", when_missing=past_grace)
 
     # -- mounts -------------------------------------------------------------
 

@@ -38,13 +38,14 @@ computed from, and the context is walked once per build.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -109,14 +110,15 @@ def root_of(options: BuildOptions) -> Path:
     return Path(options.root).absolute() if options.root else default_root().absolute()
 
 
-def capture(options: BuildOptions) -> Capture | None:
+def capture(options: BuildOptions, memo_db: sqlite3.Connection | None = None) -> Capture | None:
     """Fingerprint the inputs (not the image index); None when not eligible or unreadable.
 
+    ``memo_db``: an open memo.db connection to use (else one is opened if needed).
     The caller owns the result and must ``close()`` it (or hand its hasher on)."""
     if not eligible(options):
         return None
     try:
-        return _capture(options)
+        return _capture(options, memo_db)
     except (OSError, ValueError):
         return None
     except Exception as exc:  # a bad .dockerignore etc.: the full path reports it
@@ -127,7 +129,7 @@ def capture(options: BuildOptions) -> Capture | None:
         raise
 
 
-def _capture(options: BuildOptions) -> Capture:
+def _capture(options: BuildOptions, memo_db: sqlite3.Connection | None) -> Capture:
     from layerkit.context.checksum import ContextHasher
     from layerkit.context.dockerignore import load_ignore_rules
 
@@ -147,14 +149,15 @@ def _capture(options: BuildOptions) -> Capture:
     root = root_of(options)
     hasher = ContextHasher(context, load_ignore_rules(context, dockerfile), root / "statcache")
     try:
-        _feed(h, _context_digest(root, h.hexdigest(), hasher))
+        _feed(h, _context_digest(root, h.hexdigest(), hasher, memo_db))
     except BaseException:
         hasher.close()
         raise
     return Capture(root, h.hexdigest(), hasher, plan.hexdigest())
 
 
-def _context_digest(root: Path, inputs: str, hasher: ContextHasher) -> str:
+def _context_digest(root: Path, inputs: str, hasher: ContextHasher,
+                    memo_db: sqlite3.Connection | None) -> str:
     """The content digest of the whole visible context, as ``COPY . .`` keys it.
 
     An unchanged context is answered from the stat fingerprint of its entries (one
@@ -165,41 +168,53 @@ def _context_digest(root: Path, inputs: str, hasher: ContextHasher) -> str:
 
     stats, newest = hasher.stat_fingerprint()
     key = _combine(inputs, stats)
-    known = _known_context(root, key)
+    known = _known_context(root, key, memo_db)
     if known is not None:
         trace("stat fingerprint hit")
         return known
     digest = hasher.checksum_sources(["."]).digest
     if time.time_ns() - newest >= RACY_WINDOW_NS:
-        _remember_context(root, key, digest)
+        _remember_context(root, key, digest, memo_db)
     return digest
 
 
-def _known_context(root: Path, key: str) -> str | None:
-    if not (root / "memo.db").exists():
+@contextlib.contextmanager
+def _memo_conn(root: Path, conn: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
+    """``conn`` when the caller has one open, else a connection of our own."""
+    if conn is not None:
+        yield conn
+        return
+    own = _memo_db(root)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def _known_context(root: Path, key: str, memo_db: sqlite3.Connection | None) -> str | None:
+    if memo_db is None and not (root / "memo.db").exists():
         return None
     try:
-        conn = _memo_db(root)
-        try:
+        with _memo_conn(root, memo_db) as conn:
             row = conn.execute("SELECT digest FROM contexts WHERE stats=?", (key,)).fetchone()
-        finally:
-            conn.close()
     except sqlite3.Error:
         return None
     return row[0] if row is not None and isinstance(row[0], str) else None
 
 
-def _remember_context(root: Path, key: str, digest: str) -> None:
+def _remember_context(root: Path, key: str, digest: str,
+                      memo_db: sqlite3.Connection | None) -> None:
     try:
-        conn = _memo_db(root)
-        try:
+        with _memo_conn(root, memo_db) as conn:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT OR REPLACE INTO contexts VALUES (?, ?, ?)",
-                         (key, digest, time.time()))
-            _trim(conn, "contexts")
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+            try:
+                conn.execute("INSERT OR REPLACE INTO contexts VALUES (?, ?, ?)",
+                             (key, digest, time.time()))
+                _trim(conn, "contexts")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")  # a shared connection stays usable
+                raise
     except (OSError, sqlite3.Error):
         pass  # an optimisation: the next build computes the digest again
 
@@ -380,24 +395,32 @@ def lookup(options: BuildOptions, stream: TextIO) -> tuple[Replayed | None, Capt
     ``run_build(options, capture=...)`` reuses (its context walk and checksums)."""
     from layerkit.worker.cleanup import clean_leftovers
 
-    clean_leftovers(root_of(options))  # a killed build's mounts and containers
+    root = root_of(options)
+    clean_leftovers(root)  # a killed build's mounts and containers
     if os.environ.get(DISABLE_ENV):
         return None, None
-    cap = capture(options)
-    if cap is None or not (cap.root / "memo.db").exists():
-        return None, cap
-    names = tuple(dict.fromkeys(_normalize_tag(t) for t in options.tags))
+    conn = None
+    if (root / "memo.db").exists():
+        with contextlib.suppress(sqlite3.Error):
+            conn = _memo_db(root)  # one connection for the context record and the memo
     try:
-        images = _images_digest(cap.root, names)
-        conn = _memo_db(cap.root)
+        cap = capture(options, conn)
+        if cap is None or conn is None:
+            return None, cap
+        names = tuple(dict.fromkeys(_normalize_tag(t) for t in options.tags))
         try:
+            images = _images_digest(cap.root, names)
             row = conn.execute("SELECT payload FROM memo WHERE fingerprint=?",
                                (_combine(cap.inputs_digest, images),)).fetchone()
             if row is None or not _still_valid(cap.root, json.loads(row[0])):
                 cap.lowered = _kept_lowered(conn, _combine(cap.plan_digest, images))
                 return None, cap
-        finally:
+        except (OSError, sqlite3.Error, ValueError, KeyError):
+            return None, cap
+    finally:
+        if conn is not None:
             conn.close()
+    try:
         payload = json.loads(row[0])
         _touch_and_tag(cap.root, payload, names)
     except (OSError, sqlite3.Error, ValueError, KeyError):
