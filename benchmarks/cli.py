@@ -3,8 +3,9 @@
 Input: command-line options, the loopback registry and wheel folder prepared
 by ``scripts/bench-setup.sh``. Output: a table of median seconds per scenario
 and builder, PASS/FAIL target lines and optionally a JSON file. Builders are
-interleaved within each repetition (rotating their order) because the
-machine is noisy.
+interleaved within each repetition because the machine is noisy, in orders
+that spread who runs right after whom (`schedule`), and each timed build
+starts after a sync(2), so no builder pays for another's writeback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from benchmarks.builders import CommandBuilder, make_buildah, make_docker, make_
 from benchmarks.measure import python_startup_seconds, run_timed, stat_walk_seconds
 from benchmarks.projects import PROJECT_NAMES, Project, generate
 from benchmarks.report import UNSUPPORTED, Cell, Results, rss_lines, table, targets, to_json
+from benchmarks.schedule import balanced_orders
 
 SCENARIOS = ("cold", "noop", "code", "touch", "requirements", "export")
 DEFAULT_CACHE = Path(os.environ.get("LAYERKIT_BENCH_CACHE", "/var/cache/layerkit-bench"))
@@ -33,7 +35,7 @@ SETUP_HINT = "run `sudo scripts/bench-setup.sh` first"
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--reps", type=int, default=3, help="repetitions per scenario (median)")
+    p.add_argument("--reps", type=int, default=5, help="repetitions per scenario (median)")
     p.add_argument("--quick", action="store_true",
                    help="CI-sized smoke run: 1 rep, small big-context, no naive twin")
     p.add_argument("--builders", default="layerkit,docker,buildah",
@@ -128,6 +130,7 @@ def _measure(builder: CommandBuilder, project: Project, scenario: str, scratch: 
         argvs = builder.build_argvs(project)
     log = scratch / "logs" / f"{builder.name}.log"
     seconds, rss = 0.0, 0
+    os.sync()  # untimed: the previous build's dirty pages are not this one's to write
     for argv in argvs:
         run = run_timed(argv, log=log, env=builder.full_env(), cwd=project.context)
         seconds += run.seconds
@@ -187,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     results: Results = {}
     failed = False
     counter = 0
+    by_name = {b.name: b for b in ready}
+    last_ran: str | None = None
     for project in projects:
         print(f"== {project.name}: {project.file_count} files")
         results[project.name] = {}
@@ -201,10 +206,13 @@ def main(argv: list[str] | None = None) -> int:
                 # built from the current files), whatever ran before it.
                 for b in ready:
                     _settle(b, project, scratch)
-            for rep in range(args.reps):
+                last_ran = ready[-1].name
+            orders = balanced_orders([b.name for b in ready], args.reps, before=last_ran)
+            for rep, order_names in enumerate(orders):
                 counter += 1
                 _mutate(project, scenario, counter)
-                order = ready[rep % len(ready):] + ready[:rep % len(ready)]
+                order = [by_name[name] for name in order_names]
+                last_ran = order_names[-1]
                 shown = []
                 for b in order:
                     if cells[b.name].error:
