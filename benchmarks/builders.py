@@ -118,7 +118,7 @@ def make_layerkit(python: str, scratch: Path, extra_args: str = "") -> CommandBu
         build=f"{common} {{context}}",
         export=f"{common} --output type=docker,dest={{dest}} {{context}}",
         probe="{python} -m layerkit build --help",
-        root=scratch / "layerkit-root",
+        root=stores_dir(scratch)[0] / "layerkit",
         python=python,
         note="the `layerkit` console script; cold = empty --root store (base image pulled "
              "from the loopback registry)",
@@ -150,8 +150,33 @@ def make_docker(bases: list[str]) -> CommandBuilder:
     )
 
 
+def stores_dir(scratch: Path) -> tuple[Path, str | None]:
+    """The parent of the builders' private stores, flagged as a top of a directory
+    hierarchy (``chattr +T``), and a note when the flag could not be set.
+
+    ext4 places a new directory in its parent's block group, and creating a file
+    in a group where many inodes were freed in the last ~30 s costs up to 15x
+    more (measured on this machine: 0.02 ms vs 0.3-0.5 ms per file; the kernel
+    skips recently deleted inodes one by one). Side by side in one scratch
+    directory, layerkit's store shared buildah's group, so every file pip wrote
+    inside a layerkit RUN paid for buildah's deletions. With +T, ext4 spreads the
+    stores over different groups, as separate default stores (/var/lib/docker,
+    /var/lib/containers, /var/lib/layerkit) are on a real machine.
+    """
+    stores = scratch / "stores"
+    stores.mkdir(parents=True, exist_ok=True)
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return stores, "chattr not found: builder stores may share ext4 block groups"
+    done = run_quiet([chattr, "+T", str(stores)])
+    if done.returncode != 0:
+        return stores, f"chattr +T {stores} failed ({done.stderr.strip()}): stores may " \
+            "share ext4 block groups"
+    return stores, None
+
+
 def make_buildah(scratch: Path) -> CommandBuilder:
-    store = scratch / "buildah"
+    store = stores_dir(scratch)[0] / "buildah"
     g = f"buildah --root {store}/root --runroot {store}/runroot"
     build = f"{g} bud --layers -q -t {{tag}} -f {{dockerfile}} {{context}}"
     return CommandBuilder(

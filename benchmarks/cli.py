@@ -22,7 +22,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchmarks.builders import CommandBuilder, make_buildah, make_docker, make_layerkit
+from benchmarks.builders import (
+    CommandBuilder,
+    make_buildah,
+    make_docker,
+    make_layerkit,
+    stores_dir,
+)
 from benchmarks.measure import python_startup_seconds, run_timed, stat_walk_seconds
 from benchmarks.projects import PROJECT_NAMES, Project, generate
 from benchmarks.report import UNSUPPORTED, Cell, Results, rss_lines, table, targets, to_json
@@ -115,9 +121,11 @@ def _settle(builder: CommandBuilder, project: Project, scratch: Path) -> None:
 
 
 def _measure(builder: CommandBuilder, project: Project, scenario: str, scratch: Path,
-             cell: Cell) -> str:
+             cell: Cell, projects: list[Project]) -> str:
     if scenario == "cold":
-        builder.reset([project])
+        # Every project's images go, so no other project's image keeps the base layers
+        # alive (docker's did, making its "cold" build skip unpacking the base).
+        builder.reset(projects)
     if scenario == "export":
         dest = scratch / "exports" / f"{builder.name}-{project.name}.tar"
         dest.parent.mkdir(exist_ok=True)
@@ -173,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     scratch = args.workdir or Path(tempfile.mkdtemp(prefix="lkbench-", dir="/var/tmp"))
     (scratch / "logs").mkdir(parents=True, exist_ok=True)
     builders = _builders(args, scratch)
+    _, stores_note = stores_dir(scratch)
+    if stores_note:
+        print(f"note: {stores_note}")
     for b in builders:
         reason = b.unavailable or b.check()
         print(f"{b.name}: " + (f"not available ({reason})" if reason else "available"))
@@ -217,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 for b in order:
                     if cells[b.name].error:
                         continue
-                    took = _measure(b, project, scenario, scratch, cells[b.name])
+                    took = _measure(b, project, scenario, scratch, cells[b.name], projects)
                     shown.append(f"{b.name} {took}")
                     failed = failed or cells[b.name].error not in (None, UNSUPPORTED)
                 print(f"  {scenario:<12} rep {rep + 1}/{args.reps}: " + "  ".join(shown))
