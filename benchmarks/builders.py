@@ -106,7 +106,7 @@ def docker_client() -> tuple[str, bool] | None:
     return None
 
 
-def make_layerkit(python: str, scratch: Path, extra_args: str = "") -> CommandBuilder:
+def make_layerkit(python: str, stores: Path, extra_args: str = "") -> CommandBuilder:
     # The `layerkit` command users run (the console script beside the interpreter);
     # `python -m layerkit` only when there is none (it pays for runpy too).
     script = Path(python).parent / "layerkit"
@@ -118,7 +118,7 @@ def make_layerkit(python: str, scratch: Path, extra_args: str = "") -> CommandBu
         build=f"{common} {{context}}",
         export=f"{common} --output type=docker,dest={{dest}} {{context}}",
         probe="{python} -m layerkit build --help",
-        root=stores_dir(scratch)[0] / "layerkit",
+        root=stores / "layerkit",
         python=python,
         note="the `layerkit` console script; cold = empty --root store (base image pulled "
              "from the loopback registry)",
@@ -175,8 +175,8 @@ def stores_dir(scratch: Path) -> tuple[Path, str | None]:
     return stores, None
 
 
-def make_buildah(scratch: Path) -> CommandBuilder:
-    store = stores_dir(scratch)[0] / "buildah"
+def make_buildah(stores: Path) -> CommandBuilder:
+    store = stores / "buildah"
     g = f"buildah --root {store}/root --runroot {store}/runroot"
     build = f"{g} bud --layers -q -t {{tag}} -f {{dockerfile}} {{context}}"
     return CommandBuilder(

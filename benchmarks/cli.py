@@ -87,12 +87,12 @@ def _preflight(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _builders(args: argparse.Namespace, scratch: Path) -> list[CommandBuilder]:
+def _builders(args: argparse.Namespace, stores: Path) -> list[CommandBuilder]:
     bases = [f"{args.registry}/busybox:1.35", f"{args.registry}/python:3.11-slim-bookworm"]
     known: dict[str, CommandBuilder] = {
-        "layerkit": make_layerkit(args.layerkit_python, scratch, args.layerkit_args),
+        "layerkit": make_layerkit(args.layerkit_python, stores, args.layerkit_args),
         "docker": make_docker(bases),
-        "buildah": make_buildah(scratch),
+        "buildah": make_buildah(stores),
     }
     for spec in args.builder_cmd:
         name, _, template = spec.partition("=")
@@ -180,10 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scratch = args.workdir or Path(tempfile.mkdtemp(prefix="lkbench-", dir="/var/tmp"))
     (scratch / "logs").mkdir(parents=True, exist_ok=True)
-    builders = _builders(args, scratch)
-    _, stores_note = stores_dir(scratch)
+    stores, stores_note = stores_dir(scratch)
     if stores_note:
         print(f"note: {stores_note}")
+    builders = _builders(args, stores)
     for b in builders:
         reason = b.unavailable or b.check()
         print(f"{b.name}: " + (f"not available ({reason})" if reason else "available"))
