@@ -32,7 +32,11 @@ class CommandBuilder:
     export: str | None = None
     probe: str | None = None  # must exit 0 for the builder to be available
     reset_commands: list[str] = field(default_factory=list)
-    root: Path | None = None  # private store, deleted on reset
+    # A private store: a cold reset retires it and starts a fresh one beside it.
+    root: Path | None = None
+    # Run against each retired store (as {root}) before it is deleted, at the end.
+    cleanup_commands: list[str] = field(default_factory=list)
+    retired: list[Path] = field(default_factory=list)
     env: Mapping[str, str] = field(default_factory=dict)
     python: str = sys.executable
     note: str = ""
@@ -79,12 +83,30 @@ class CommandBuilder:
         return [self._fill(part, project, dest) for part in self.export.split(" && ")]
 
     def reset(self, projects: list[Project]) -> None:
-        """Make the next build cold: no build cache, no built or base images."""
+        """Make the next build cold: no build cache, no built or base images.
+
+        A private store is not deleted here but replaced by a new, empty one: deleting
+        thousands of files makes the next half minute of file creation in that part of
+        the disk slow (see ``stores_dir``), which would land on the scenarios measured
+        next. The old stores are deleted by :meth:`discard_stores`, after the run.
+        """
         for template in self.reset_commands:
             for project in projects:
                 run_quiet(self._fill(template, project), env=self.full_env())
         if self.root is not None and self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
+            self.retired.append(self.root)
+            base = self.root.name.split(".")[0]
+            self.root = self.root.with_name(f"{base}.{len(self.retired)}")
+
+    def discard_stores(self) -> None:
+        """Delete every store this builder used, the current one included."""
+        current = self.root
+        for root in [*self.retired, *([current] if current is not None else [])]:
+            self.root = root
+            for template in self.cleanup_commands:
+                run_quiet(self._fill(template, None), env=self.full_env())
+            shutil.rmtree(root, ignore_errors=True)
+        self.root, self.retired = current, []
 
 
 def docker_client() -> tuple[str, bool] | None:
@@ -176,14 +198,15 @@ def stores_dir(scratch: Path) -> tuple[Path, str | None]:
 
 
 def make_buildah(stores: Path) -> CommandBuilder:
-    store = stores / "buildah"
-    g = f"buildah --root {store}/root --runroot {store}/runroot"
+    g = "buildah --root {root}/root --runroot {root}/runroot"
     build = f"{g} bud --layers -q -t {{tag}} -f {{dockerfile}} {{context}}"
     return CommandBuilder(
         name="buildah",
         build=build,
         export=f"{build} && {g} push -q {{tag}} docker-archive:{{dest}}:{{tag}}",
         probe="buildah --version",
-        reset_commands=[f"{g} rm --all", f"{g} rmi --all --force"],
-        note="private --root store; cold = rmi --all (layers cache included)",
+        root=stores / "buildah",
+        # Its overlay layers are mounted while it holds them: let buildah let go first.
+        cleanup_commands=[f"{g} rm --all", f"{g} rmi --all --force"],
+        note="private --root store; cold = a fresh --root (layers cache included)",
     )
