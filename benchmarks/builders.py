@@ -32,11 +32,7 @@ class CommandBuilder:
     export: str | None = None
     probe: str | None = None  # must exit 0 for the builder to be available
     reset_commands: list[str] = field(default_factory=list)
-    # A private store: a cold reset retires it and starts a fresh one beside it.
-    root: Path | None = None
-    # Run against each retired store (as {root}) before it is deleted, at the end.
-    cleanup_commands: list[str] = field(default_factory=list)
-    retired: list[Path] = field(default_factory=list)
+    root: Path | None = None  # private store, deleted on reset
     env: Mapping[str, str] = field(default_factory=dict)
     python: str = sys.executable
     note: str = ""
@@ -83,30 +79,12 @@ class CommandBuilder:
         return [self._fill(part, project, dest) for part in self.export.split(" && ")]
 
     def reset(self, projects: list[Project]) -> None:
-        """Make the next build cold: no build cache, no built or base images.
-
-        A private store is not deleted here but replaced by a new, empty one: deleting
-        thousands of files makes the next half minute of file creation in that part of
-        the disk slow (see ``stores_dir``), which would land on the scenarios measured
-        next. The old stores are deleted by :meth:`discard_stores`, after the run.
-        """
+        """Make the next build cold: no build cache, no built or base images."""
         for template in self.reset_commands:
             for project in projects:
                 run_quiet(self._fill(template, project), env=self.full_env())
         if self.root is not None and self.root.exists():
-            self.retired.append(self.root)
-            base = self.root.name.split(".")[0]
-            self.root = self.root.with_name(f"{base}.{len(self.retired)}")
-
-    def discard_stores(self) -> None:
-        """Delete every store this builder used, the current one included."""
-        current = self.root
-        for root in [*self.retired, *([current] if current is not None else [])]:
-            self.root = root
-            for template in self.cleanup_commands:
-                run_quiet(self._fill(template, None), env=self.full_env())
-            shutil.rmtree(root, ignore_errors=True)
-        self.root, self.retired = current, []
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def docker_client() -> tuple[str, bool] | None:
@@ -198,15 +176,14 @@ def stores_dir(scratch: Path) -> tuple[Path, str | None]:
 
 
 def make_buildah(stores: Path) -> CommandBuilder:
-    g = "buildah --root {root}/root --runroot {root}/runroot"
+    store = stores / "buildah"
+    g = f"buildah --root {store}/root --runroot {store}/runroot"
     build = f"{g} bud --layers -q -t {{tag}} -f {{dockerfile}} {{context}}"
     return CommandBuilder(
         name="buildah",
         build=build,
         export=f"{build} && {g} push -q {{tag}} docker-archive:{{dest}}:{{tag}}",
         probe="buildah --version",
-        root=stores / "buildah",
-        # Its overlay layers are mounted while it holds them: let buildah let go first.
-        cleanup_commands=[f"{g} rm --all", f"{g} rmi --all --force"],
-        note="private --root store; cold = a fresh --root (layers cache included)",
+        reset_commands=[f"{g} rm --all", f"{g} rmi --all --force"],
+        note="private --root store; cold = rmi --all (layers cache included)",
     )

@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.json}")
     if not args.keep and not failed:
         for b in ready:
-            b.discard_stores()
+            if b.name == "buildah":  # its overlay store lives in scratch: empty it first
+                b.reset([])
         shutil.rmtree(scratch, ignore_errors=True)
     elif failed:
         print(f"some builds failed: logs kept in {scratch / 'logs'}")
