@@ -18,6 +18,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -60,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layerkit-args", default="", help="extra args for `layerkit build`")
     p.add_argument("--builder-cmd", action="append", default=[], metavar="NAME=TEMPLATE",
                    help="add a builder: build template with {tag} {dockerfile} {context}")
+    p.add_argument("--settle-after-cold", type=float, default=40.0, metavar="SECONDS",
+                   help="pause after a project's cold scenario (see docs/benchmarks.md)")
     p.add_argument("--baseline", default="layerkit",
                    help="ratios are builder/baseline (falls back to the first available)")
     return p
@@ -171,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.quick:
         args.reps = 1
+        args.settle_after_cold = 0
         args.big_files, args.big_mb = min(args.big_files, 2000), min(args.big_mb, 20)
         if args.projects == ",".join(PROJECT_NAMES):
             args.projects = "python,big-context,multistage"
@@ -232,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
                     shown.append(f"{b.name} {took}")
                     failed = failed or cells[b.name].error not in (None, UNSUPPORTED)
                 print(f"  {scenario:<12} rep {rep + 1}/{args.reps}: " + "  ".join(shown))
+            if scenario == "cold" and scenario != scenarios[-1] and args.settle_after_cold > 0:
+                # Each cold reset deleted a builder's store or images. ext4 makes file
+                # creation near freshly freed inodes several times slower for about
+                # half a minute: that cost belongs to the cold builds, not to the cached
+                # scenarios measured next.
+                print(f"  (waiting {args.settle_after_cold:.0f} s after the cold resets)")
+                os.sync()
+                time.sleep(args.settle_after_cold)
     layerkit = "layerkit" if "layerkit" in names else None
     budgets: dict[str, float] = {}
     if layerkit:
