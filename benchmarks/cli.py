@@ -18,7 +18,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -61,8 +60,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--layerkit-args", default="", help="extra args for `layerkit build`")
     p.add_argument("--builder-cmd", action="append", default=[], metavar="NAME=TEMPLATE",
                    help="add a builder: build template with {tag} {dockerfile} {context}")
-    p.add_argument("--settle-after-cold", type=float, default=40.0, metavar="SECONDS",
-                   help="pause after a project's cold scenario (see docs/benchmarks.md)")
     p.add_argument("--baseline", default="layerkit",
                    help="ratios are builder/baseline (falls back to the first available)")
     return p
@@ -174,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.quick:
         args.reps = 1
-        args.settle_after_cold = 0
         args.big_files, args.big_mb = min(args.big_files, 2000), min(args.big_mb, 20)
         if args.projects == ",".join(PROJECT_NAMES):
             args.projects = "python,big-context,multistage"
@@ -208,42 +204,42 @@ def main(argv: list[str] | None = None) -> int:
     by_name = {b.name: b for b in ready}
     last_ran: str | None = None
     for project in projects:
-        print(f"== {project.name}: {project.file_count} files")
-        results[project.name] = {}
-        for scenario in scenarios:
-            if scenario == "requirements" and project.requirements is None:
-                continue
-            cells = {b.name: Cell() for b in ready}
-            results[project.name][scenario] = cells
-            if scenario != "cold":
-                # One unmeasured build per builder first, so the first repetition starts
-                # from the state the scenario names (the previous scenario's image
-                # built from the current files), whatever ran before it.
-                for b in ready:
-                    _settle(b, project, scratch)
-                last_ran = ready[-1].name
-            orders = balanced_orders([b.name for b in ready], args.reps, before=last_ran)
-            for rep, order_names in enumerate(orders):
-                counter += 1
-                _mutate(project, scenario, counter)
-                order = [by_name[name] for name in order_names]
-                last_ran = order_names[-1]
-                shown = []
-                for b in order:
-                    if cells[b.name].error:
-                        continue
-                    took = _measure(b, project, scenario, scratch, cells[b.name], projects)
-                    shown.append(f"{b.name} {took}")
-                    failed = failed or cells[b.name].error not in (None, UNSUPPORTED)
-                print(f"  {scenario:<12} rep {rep + 1}/{args.reps}: " + "  ".join(shown))
-            if scenario == "cold" and scenario != scenarios[-1] and args.settle_after_cold > 0:
-                # Each cold reset deleted a builder's store or images. ext4 makes file
-                # creation near freshly freed inodes several times slower for about
-                # half a minute: that cost belongs to the cold builds, not to the cached
-                # scenarios measured next.
-                print(f"  (waiting {args.settle_after_cold:.0f} s after the cold resets)")
-                os.sync()
-                time.sleep(args.settle_after_cold)
+        results[project.name] = {
+            scenario: {b.name: Cell() for b in ready} for scenario in scenarios
+            if not (scenario == "requirements" and project.requirements is None)}
+    # Every project's cached scenarios first, then every project's cold scenario. A cold
+    # reset deletes a builder's store or images, and on ext4 creating files near freshly
+    # freed inodes is several times slower for a while (docs/benchmarks.md, "Fairness"):
+    # that cost belongs to the cold builds, not to cached scenarios measured after them.
+    runs = [(p, s) for p in projects for s in results[p.name] if s != "cold"]
+    runs += [(p, "cold") for p in projects if "cold" in results[p.name]]
+    shown_project = None
+    for project, scenario in runs:
+        if project is not shown_project:
+            print(f"== {project.name}: {project.file_count} files")
+            shown_project = project
+        cells = results[project.name][scenario]
+        if scenario != "cold":
+            # One unmeasured build per builder first, so the first repetition starts
+            # from the state the scenario names (the previous scenario's image
+            # built from the current files), whatever ran before it.
+            for b in ready:
+                _settle(b, project, scratch)
+            last_ran = ready[-1].name
+        orders = balanced_orders([b.name for b in ready], args.reps, before=last_ran)
+        for rep, order_names in enumerate(orders):
+            counter += 1
+            _mutate(project, scenario, counter)
+            order = [by_name[name] for name in order_names]
+            last_ran = order_names[-1]
+            shown = []
+            for b in order:
+                if cells[b.name].error:
+                    continue
+                took = _measure(b, project, scenario, scratch, cells[b.name], projects)
+                shown.append(f"{b.name} {took}")
+                failed = failed or cells[b.name].error not in (None, UNSUPPORTED)
+            print(f"  {scenario:<12} rep {rep + 1}/{args.reps}: " + "  ".join(shown))
     layerkit = "layerkit" if "layerkit" in names else None
     budgets: dict[str, float] = {}
     if layerkit:
