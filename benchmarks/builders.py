@@ -166,12 +166,10 @@ def stores_dir(scratch: Path) -> tuple[Path, str | None]:
     stores = scratch / "stores"
     stores.mkdir(parents=True, exist_ok=True)
     chattr = shutil.which("chattr")
-    if chattr is None:
-        return stores, "chattr not found: builder stores may share ext4 block groups"
-    done = run_quiet([chattr, "+T", str(stores)])
-    if done.returncode != 0:
-        return stores, f"chattr +T {stores} failed ({done.stderr.strip()}): stores may " \
-            "share ext4 block groups"
+    done = run_quiet([chattr, "+T", str(stores)]) if chattr else None
+    if done is None or done.returncode != 0:
+        why = "chattr not found" if done is None else f"chattr +T failed ({done.stderr.strip()})"
+        return stores, f"{why}: the builders' stores under {stores} may share ext4 block groups"
     return stores, None
 
 

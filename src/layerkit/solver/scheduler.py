@@ -36,6 +36,7 @@ def run_stages(
     running: dict[int, threading.Thread] = {}
     finished: queue.SimpleQueue[_Finished] = queue.SimpleQueue()
     failure: BaseException | None = None
+    limit = max(1, jobs)
 
     def work(index: int, stage: StageDef, deps: dict[int, StageState]) -> None:
         try:
@@ -47,7 +48,7 @@ def run_stages(
         while waiting or running:
             if failure is None:
                 for index in sorted(waiting):
-                    if len(running) >= max(1, jobs):
+                    if len(running) >= limit:
                         break
                     stage = waiting[index]
                     unknown = [d for d in stage.deps if d not in build.stages]
